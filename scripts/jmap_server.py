@@ -551,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         infos = [i for d in DIALECTS.values() if (i := Instance(d).running()) is not None]
         if args.json:
-            print(json.dumps([{k: v for k, v in asdict(i).items()} for i in infos], indent=2))
+            shown = [{k: v for k, v in asdict(i).items() if k != "admin_password"} for i in infos]
+            print(json.dumps(shown, indent=2))
         else:
             for i in infos:
                 print(f"{i.dialect} {i.url} pid={i.pid}")
