@@ -1,0 +1,1 @@
+"""The long-running side of jmapsyncd: one worker, a file watcher, a scheduler, systemd glue."""
