@@ -169,7 +169,10 @@ class JMAPMethodError(JMAPError):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "error_type" in cls.__dict__ and not issubclass(cls, JMAPSetError):
+        # Set errors share type names with method errors; they must not replace them. The name
+        # test works while the module is still being defined (JMAPSetError comes later).
+        is_set_error = any(k.__name__ == "JMAPSetError" for k in cls.__mro__)
+        if "error_type" in cls.__dict__ and not is_set_error:
             JMAPMethodError.by_type[cls.error_type] = cls
 
     @classmethod
