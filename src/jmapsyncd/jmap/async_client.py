@@ -1,0 +1,255 @@
+"""Asynchronous JMAP calendar client: the flows of :class:`~jmapsyncd.jmap.JMAPClient`, awaited.
+
+:class:`AsyncJMAPClient` holds one :class:`niquests.AsyncSession` for its life; every public
+method is a coroutine mirroring the synchronous client's method of the same name (RFC 8620,
+JMAP Calendars). The protocol logic lives in the flows; this module only awaits I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import niquests
+
+from jmapsyncd.jmap import _transport
+from jmapsyncd.jmap._ops import DateLike, Operations
+from jmapsyncd.jmap.objects import JMAPCalendar, JMAPCalendarObject
+from jmapsyncd.protocol.flows import CALENDAR, EVENT, TASK, TASK_LIST, ClientState, Flow
+from jmapsyncd.protocol.session import Session
+from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, redact_url
+
+T = TypeVar("T")
+
+
+class AsyncJMAPClient:
+    """Asynchronous JMAP client for calendars, events and tasks."""
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        auth: Any = None,
+        auth_type: str | None = None,
+        timeout: float = 30,
+    ) -> None:
+        self.url = url
+        self.username = username
+        self.timeout = timeout
+        self._auth = _transport.build_auth(username, password, auth, auth_type)
+        self._state = ClientState(url)
+        self._ops = Operations(self._state)
+        self._session = niquests.AsyncSession()
+        self._session.headers.update(_transport.HEADERS)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={redact_url(self.url)!r})"
+
+    # ------------------------------------------------------------------ driver
+
+    async def _send(self, req: HttpRequest) -> HttpResponse:
+        kwargs = _transport.request_kwargs(req, self._auth, self.timeout)
+        try:
+            resp = await self._session.request(req.method, req.url, **kwargs)
+        except Exception as exc:
+            if _transport.is_transport_error(exc):
+                raise _transport.transport_error(exc, req, self.timeout) from None
+            raise
+        return _transport.to_response(resp, req)
+
+    async def _run(self, flow: Flow[T]) -> T:
+        try:
+            req = next(flow)
+            while True:
+                req = flow.send(await self._send(req))
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            flow.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def __aenter__(self) -> AsyncJMAPClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _obj(self, data: dict[str, Any]) -> JMAPCalendarObject[AsyncJMAPClient]:
+        return JMAPCalendarObject(data, None, self)
+
+    async def get_session(self) -> Session:
+        """The session resource (fetched on first use)."""
+        return await self._run(self._ops.session())
+
+    # ------------------------------------------------------------------ public API
+
+    async def get_calendars(self) -> list[JMAPCalendar[AsyncJMAPClient]]:
+        """All calendars of the account."""
+        return [JMAPCalendar.from_jmap(c, self) for c in await self._run(self._ops.calendars())]
+
+    async def create_event(self, calendar_id: str, ical_str: str) -> str:
+        """Create an event from iCalendar text; returns the server's event id."""
+        return await self._run(self._ops.create_event(calendar_id, ical_str))
+
+    async def get_event(self, event_id: str) -> JMAPCalendarObject[AsyncJMAPClient]:
+        """The event with this JMAP id; JMAPNotFoundError (a JMAPMethodError) if absent."""
+        return self._obj(await self._run(self._ops.get_event(event_id)))
+
+    async def update_event(self, event_id: str, ical_str: str) -> None:
+        """Replace an event with the one in ``ical_str``."""
+        await self._run(self._ops.update_event(event_id, ical_str))
+
+    async def delete_event(self, event_id: str) -> None:
+        """Delete an event."""
+        await self._run(self._ops.delete_event(event_id))
+
+    async def search_events(
+        self,
+        calendar_id: str | None = None,
+        start: DateLike = None,
+        end: DateLike = None,
+        text: str | None = None,
+    ) -> list[JMAPCalendarObject[AsyncJMAPClient]]:
+        """Events ending after ``start``, starting before ``end``, matching ``text``."""
+        found = await self._run(self._ops.search_events(calendar_id, start, end, text))
+        return [self._obj(o) for o in found]
+
+    async def get_sync_token(self) -> str:
+        """The current CalendarEvent state."""
+        return await self._run(self._ops.sync_token())
+
+    async def get_objects_by_sync_token(
+        self, sync_token: str
+    ) -> tuple[
+        list[JMAPCalendarObject[AsyncJMAPClient]],
+        list[JMAPCalendarObject[AsyncJMAPClient]],
+        list[str],
+    ]:
+        """``(added, modified, deleted)`` since the token; JMAPMethodError if hasMoreChanges."""
+        added, modified, deleted = await self._run(self._ops.objects_by_sync_token(sync_token))
+        return [self._obj(o) for o in added], [self._obj(o) for o in modified], deleted
+
+    async def get_task_lists(self) -> list[dict[str, Any]]:
+        """All task lists (JMAP Tasks); JMAPCapabilityError when the server has no tasks."""
+        return await self._run(self._ops.task_lists())
+
+    async def create_task(self, task_list_id: str, title: str, **kwargs: Any) -> str:
+        """Create a task; ``kwargs`` are Task properties by wire name. Returns its id."""
+        return await self._run(self._ops.create_task(task_list_id, title, **kwargs))
+
+    async def get_task(self, task_id: str) -> dict[str, Any]:
+        """The Task object."""
+        return await self._run(self._ops.get_task(task_id))
+
+    async def update_task(self, task_id: str, patch: dict[str, Any]) -> None:
+        """Apply a PatchObject to a task."""
+        await self._run(self._ops.update_task(task_id, patch))
+
+    async def delete_task(self, task_id: str) -> None:
+        """Delete a task."""
+        await self._run(self._ops.delete_task(task_id))
+
+    # ------------------------------------------------------------------ sync API
+
+    async def fetch_calendars(self) -> tuple[list[dict[str, Any]], str]:
+        """All calendars as dicts, with the Calendar state."""
+        return await self._run(self._ops.fetch_calendars())
+
+    async def create_calendar(self, name: str, color: str | None = None) -> str:
+        """Create a calendar; returns its id."""
+        return await self._run(self._ops.create_calendar(name, color))
+
+    async def update_calendar(self, calendar_id: str, patch: dict[str, Any]) -> None:
+        """Apply a PatchObject to a calendar."""
+        await self._run(self._ops.update_calendar(calendar_id, patch))
+
+    async def delete_calendar(self, calendar_id: str, remove_events: bool = True) -> None:
+        """Destroy a calendar (with its events unless ``remove_events`` is False)."""
+        await self._run(self._ops.delete_calendar(calendar_id, remove_events))
+
+    async def calendar_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet:
+        """Calendar changes since a state; CannotCalculateChanges means: list everything again."""
+        return await self._run(self._ops.changes(CALENDAR, since_state, max_changes))
+
+    async def event_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet:
+        """Event changes since a state, all pages; CannotCalculateChanges → full resync."""
+        return await self._run(self._ops.changes(EVENT, since_state, max_changes))
+
+    async def get_event_state(self) -> str:
+        """The current CalendarEvent state (same as :meth:`get_sync_token`)."""
+        return await self._run(self._ops.state_of(EVENT))
+
+    async def get_calendar_state(self) -> str:
+        """The current Calendar state."""
+        return await self._run(self._ops.state_of(CALENDAR))
+
+    async def get_events(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Events by id (IETF form), in chunks of maxObjectsInGet; missing ids are left out."""
+        return await self._run(self._ops.get_events(ids))
+
+    async def get_all_events(
+        self, calendar_id: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every event (of one calendar) and the state to feed :meth:`event_changes` next."""
+        return await self._run(self._ops.fetch_all_events(calendar_id))
+
+    async def get_all_event_ids(self, calendar_id: str | None = None) -> tuple[list[str], str]:
+        """Every event id (of one calendar) and the CalendarEvent state."""
+        return await self._run(self._ops.all_event_ids(calendar_id))
+
+    async def set_events(
+        self,
+        create: Mapping[str, dict[str, Any]] | None = None,
+        update: Mapping[str, dict[str, Any]] | None = None,
+        destroy: Iterable[str] | None = None,
+    ) -> SetResult:
+        """Batch create/update/destroy of IETF-form events, with per-object results."""
+        return await self._run(self._ops.set_events(create, update, destroy))
+
+    async def task_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet:
+        """Task changes since a state (JMAP Tasks)."""
+        return await self._run(self._ops.changes(TASK, since_state, max_changes))
+
+    async def task_list_changes(
+        self, since_state: str, max_changes: int | None = None
+    ) -> ChangeSet:
+        """TaskList changes since a state (JMAP Tasks)."""
+        return await self._run(self._ops.changes(TASK_LIST, since_state, max_changes))
+
+    async def get_tasks(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Tasks by id, chunked."""
+        return await self._run(self._ops.get_tasks(ids))
+
+    async def get_all_tasks(self) -> tuple[list[dict[str, Any]], str]:
+        """Every task and the Task state."""
+        return await self._run(self._ops.fetch_all_tasks())
+
+    async def set_tasks(
+        self,
+        create: Mapping[str, dict[str, Any]] | None = None,
+        update: Mapping[str, dict[str, Any]] | None = None,
+        destroy: Iterable[str] | None = None,
+    ) -> SetResult:
+        """Batch create/update/destroy of tasks, with per-object results."""
+        return await self._run(self._ops.set_tasks(create, update, destroy))
+
+    async def create_task_list(self, name: str) -> str:
+        """Create a task list; returns its id."""
+        return await self._run(self._ops.create_task_list(name))
+
+    async def delete_task_list(self, task_list_id: str) -> None:
+        """Destroy a task list."""
+        await self._run(self._ops.delete_task_list(task_list_id))

@@ -1,0 +1,283 @@
+"""Server dialects of JMAP Calendars, and the translation of events to and from them.
+
+A :class:`Dialect` is a small frozen value: what :func:`dialect_from_session` can read off the
+session resource, refined by what the server's answers teach (``invalidProperties`` naming
+``recurrenceRules``; ``unsupportedFilter`` for ``inCalendars``; ``version`` refused). It is never
+chosen by a server name.
+
+Shapes handled (JMAP Calendars draft, RFC 8984 JSCalendar):
+
+* Cyrus 3.6: ``https://cyrusimap.org/ns/jmap/calendars``, ``@type: jsevent``, ``calendarId``
+  string, singular ``recurrenceRule``, query ``after``/``before`` in UTC with ``Z``, query
+  ``position`` > 0 ignored.
+* IETF (Cyrus 3.10): ``Event``, ``calendarIds`` map, ``recurrenceRules`` list, no ``Z``,
+  ``version`` refused.
+* Stalwart 0.16: IETF capability with singular ``recurrenceRule``, ``inCalendar`` single-id filter,
+  immutable ``id``/``isOrigin``/``baseEventId``/``method`` on update.
+
+:func:`event_to_wire` adapts an IETF-form event (as the converter emits it) to a dialect;
+:func:`event_from_wire` normalises whatever the server sent back to the IETF form, so callers
+never see dialects.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from jmapsyncd.protocol.session import CALENDARS, CYRUS_CALENDARS, TASKS, Session
+
+#: properties the server owns; never sent in a create or update
+SERVER_SET = frozenset(
+    {"id", "isOrigin", "baseEventId", "method", "blobId", "x-href", "utcStart", "utcEnd", "isDraft"}
+)
+
+#: properties an IETF-form event may carry; a full replacement nulls the ones it lacks
+REPLACEABLE = (
+    "title",
+    "description",
+    "descriptionContentType",
+    "locations",
+    "virtualLocations",
+    "links",
+    "keywords",
+    "categories",
+    "color",
+    "recurrenceRules",
+    "excludedRecurrenceRules",
+    "recurrenceOverrides",
+    "alerts",
+    "participants",
+    "replyTo",
+    "priority",
+    "freeBusyStatus",
+    "privacy",
+    "status",
+    "showWithoutTime",
+    "timeZone",
+    "duration",
+    "relatedTo",
+    "localizations",
+    "locale",
+)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one server wants calendar events and filters shaped."""
+
+    #: capability URI that goes into ``using`` for calendar methods
+    calendars_capability: str = CALENDARS
+    #: ``@type`` to send for events (``jsevent`` on Cyrus 3.6)
+    event_type: str = "Event"
+    #: ``calendarIds`` map (True) or Cyrus's ``calendarId`` string (False)
+    calendar_ids_map: bool = True
+    #: ``recurrenceRules`` list (True) or a singular ``recurrenceRule`` (False)
+    recurrence_rules_list: bool = True
+    #: query ``after``/``before`` carry a trailing ``Z``
+    utc_suffix_in_query: bool = False
+    #: calendar filter is ``inCalendars`` list (True) or ``inCalendar`` single id (False)
+    in_calendars_filter: bool = True
+    #: the server honours query ``position`` > 0
+    query_position_works: bool = True
+    #: the server accepts the ``version`` property
+    accepts_version: bool = True
+    #: the server accepts ``sendSchedulingMessages`` on CalendarEvent/set
+    accepts_send_scheduling: bool = True
+    #: capability URI for JMAP Tasks, or None when not offered
+    tasks_capability: str | None = None
+
+    def learn(self, **changes: Any) -> Dialect:
+        return replace(self, **changes)
+
+
+def dialect_from_session(session: Session) -> Dialect | None:
+    """The dialect a session announces, or None when it offers no calendars at all."""
+    tasks = TASKS if session.has(TASKS) else None
+    if session.has(CALENDARS):
+        return Dialect(tasks_capability=tasks)
+    if session.has(CYRUS_CALENDARS):
+        return Dialect(
+            calendars_capability=CYRUS_CALENDARS,
+            event_type="jsevent",
+            calendar_ids_map=False,
+            recurrence_rules_list=False,
+            utc_suffix_in_query=True,
+            query_position_works=False,
+            tasks_capability=tasks,
+        )
+    return None
+
+
+def _fix_alerts(alerts: Any) -> Any:
+    """Give alert triggers the explicit ``@type`` servers require (RFC 8984 §4.5.2)."""
+    if not isinstance(alerts, dict):
+        return alerts
+    for alert in alerts.values():
+        if not isinstance(alert, dict):
+            continue
+        alert.setdefault("@type", "Alert")
+        trigger = alert.get("trigger")
+        if isinstance(trigger, dict) and "@type" not in trigger:
+            if "offset" in trigger:
+                trigger["@type"] = "OffsetTrigger"
+            elif "when" in trigger:
+                trigger["@type"] = "AbsoluteTrigger"
+    return alerts
+
+
+def _organizer_reply_to(event: dict[str, Any]) -> None:
+    """Derive ``replyTo`` from the owner participant: servers need it to accept attendees."""
+    participants = event.get("participants")
+    if not isinstance(participants, dict) or event.get("replyTo"):
+        return
+    for participant in participants.values():
+        if not isinstance(participant, dict):
+            continue
+        roles = participant.get("roles")
+        if isinstance(roles, dict) and roles.get("owner"):
+            send_to = participant.get("sendTo")
+            if isinstance(send_to, dict) and send_to:
+                event["replyTo"] = dict(send_to)
+            elif isinstance(participant.get("email"), str):
+                event["replyTo"] = {"imip": "mailto:" + participant["email"]}
+            return
+
+
+def event_to_wire(
+    event: dict[str, Any],
+    dialect: Dialect,
+    *,
+    calendar_id: str | None = None,
+    patch: bool = False,
+) -> dict[str, Any]:
+    """Adapt an IETF-form event (or a patch of top-level keys) to ``dialect``.
+
+    ``calendar_id`` overrides the event's calendar membership. In a patch, keys set to None
+    are kept (they clear the property) unless the dialect does not know the property at all.
+    """
+    out = copy.deepcopy(event)
+    for key in SERVER_SET:
+        out.pop(key, None)
+    if not dialect.accepts_version:
+        out.pop("version", None)
+    if calendar_id is not None:
+        out.pop("calendarId", None)
+        out["calendarIds"] = {calendar_id: True}
+    if "@type" in out or not patch:
+        out["@type"] = dialect.event_type
+    # calendar membership
+    if not dialect.calendar_ids_map and "calendarIds" in out:
+        ids = out.pop("calendarIds")
+        chosen = [k for k, v in ids.items() if v] if isinstance(ids, dict) else []
+        if chosen:
+            out["calendarId"] = chosen[0]
+    elif dialect.calendar_ids_map and "calendarId" in out:
+        cid = out.pop("calendarId")
+        if isinstance(cid, str):
+            out["calendarIds"] = {cid: True}
+    # recurrence rules
+    if dialect.recurrence_rules_list:
+        if "recurrenceRule" in out:
+            rule = out.pop("recurrenceRule")
+            out["recurrenceRules"] = [rule] if rule else None
+    else:
+        if "recurrenceRules" in out:
+            rules = out.pop("recurrenceRules")
+            # A singular-rule server can hold one rule; JSCalendar events rarely have more.
+            out["recurrenceRule"] = rules[0] if isinstance(rules, list) and rules else None
+        if "excludedRecurrenceRules" in out:
+            out.pop("excludedRecurrenceRules")
+    if not patch:
+        for key in ("recurrenceRule", "recurrenceRules", "excludedRecurrenceRules"):
+            if key in out and out[key] is None:
+                del out[key]
+    if "alerts" in out:
+        out["alerts"] = _fix_alerts(out["alerts"])
+    if not patch or "participants" in out:
+        _organizer_reply_to(out)
+    return out
+
+
+def replacement_patch(event: dict[str, Any]) -> dict[str, Any]:
+    """A PatchObject that makes the stored event equal ``event`` (RFC 8620 §5.3).
+
+    Top-level keys replace; properties the new event lacks are set to null so they are removed.
+    """
+    out = {k: v for k, v in event.items() if k not in SERVER_SET}
+    for key in REPLACEABLE:
+        out.setdefault(key, None)
+    return out
+
+
+def event_from_wire(event: dict[str, Any]) -> dict[str, Any]:
+    """Normalise a server's event to the IETF form: ``Event``, ``calendarIds``, ``recurrenceRules``.
+
+    Null-valued properties (Cyrus lists every property) are dropped: null means "default".
+    """
+    out = {k: v for k, v in event.items() if v is not None}
+    if out.get("@type", "jsevent") in ("jsevent", "Event"):
+        out["@type"] = "Event"
+    if "calendarId" in out:
+        cid = out.pop("calendarId")
+        if isinstance(cid, str):
+            out["calendarIds"] = {cid: True}
+    if "recurrenceRule" in out:
+        rule = out.pop("recurrenceRule")
+        if isinstance(rule, dict):
+            out["recurrenceRules"] = [rule]
+    return out
+
+
+def task_from_wire(task: dict[str, Any]) -> dict[str, Any]:
+    """Normalise a Task: drop nulls, singular ``recurrenceRule`` → list."""
+    out = {k: v for k, v in task.items() if v is not None}
+    out.setdefault("@type", "Task")
+    if "recurrenceRule" in out:
+        rule = out.pop("recurrenceRule")
+        if isinstance(rule, dict):
+            out["recurrenceRules"] = [rule]
+    return out
+
+
+def query_datetime(value: str | datetime | None, dialect: Dialect) -> str | None:
+    """Format a query ``after``/``before`` bound the way the dialect wants it.
+
+    Aware datetimes are converted to UTC; naive values and ``YYYY-MM-DDTHH:MM:SS`` strings are
+    taken as UTC. Cyrus 3.6 wants a trailing ``Z``; the IETF servers want none.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        text = value.replace(microsecond=0).isoformat()
+    else:
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1]
+        elif len(text) > 19 and text[19] in "+-":
+            parsed = datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
+            text = parsed.isoformat()
+        if len(text) == 10:
+            text += "T00:00:00"
+        elif len(text) == 16:
+            text += ":00"
+    return text + "Z" if dialect.utc_suffix_in_query else text
+
+
+def calendar_filter(calendar_id: str, dialect: Dialect) -> dict[str, Any]:
+    if dialect.in_calendars_filter:
+        return {"inCalendars": [calendar_id]}
+    return {"inCalendar": calendar_id}
+
+
+def calendar_from_wire(data: dict[str, Any]) -> dict[str, Any]:
+    """Normalise a Calendar: Cyrus 3.6's flat ``may*`` rights become ``myRights``."""
+    out = dict(data)
+    if not isinstance(out.get("myRights"), dict):
+        rights = {k: v for k, v in data.items() if k.startswith("may") and isinstance(v, bool)}
+        out["myRights"] = rights
+    return out

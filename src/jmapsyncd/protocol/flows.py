@@ -1,0 +1,744 @@
+"""Sans-I/O flows: every JMAP exchange as a generator that yields requests and gets responses.
+
+A flow is a ``Generator[HttpRequest, HttpResponse, T]``: it yields an :class:`HttpRequest`,
+is sent back the :class:`HttpResponse`, and finally returns ``T`` (httpx's ``auth_flow`` idea).
+The sync and async clients are two small drivers that run the same flows, so the protocol logic
+exists once. Flows share a mutable :class:`ClientState` (the session and the learned dialect);
+that is the only state, and it holds no I/O.
+
+Implements: session discovery with redirects (RFC 8620 §2.2), the API request (§3.3) within the
+core limits (§2: ``maxCallsInRequest``, ``maxObjectsInGet``, ``maxObjectsInSet``,
+``maxSizeRequest``), /get (§5.1), /changes paged through ``hasMoreChanges`` (§5.2), /set with
+per-object errors (§5.3), /query with result references and paging (§5.5, §3.7), for
+Calendar, CalendarEvent (JMAP Calendars draft), TaskList and Task (JMAP Tasks draft).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from jmapsyncd.errors import (
+    JMAPCapabilityError,
+    JMAPMethodError,
+    JMAPNotFoundError,
+    JMAPSetError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    UnsupportedFilter,
+)
+from jmapsyncd.protocol.dialect import (
+    Dialect,
+    calendar_filter,
+    calendar_from_wire,
+    dialect_from_session,
+    event_from_wire,
+    event_to_wire,
+    query_datetime,
+    task_from_wire,
+)
+from jmapsyncd.protocol.envelope import (
+    Call,
+    Request,
+    Response,
+    obj_list,
+    obj_map,
+    str_list,
+    string,
+)
+from jmapsyncd.protocol.session import CALENDARS, CORE, TASKS, Session, parse_session
+from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, json_object, redact_url, same_origin
+
+T = TypeVar("T")
+Flow = Generator[HttpRequest, HttpResponse, T]
+
+MAX_REDIRECTS = 5
+WELL_KNOWN = "/.well-known/jmap"
+
+
+class ClientState:
+    """What flows learn and remember: the session and the server's dialect."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session: Session | None = None
+        self.dialect: Dialect | None = None
+
+
+# --------------------------------------------------------------------------- session, calls
+
+
+def session_url(url: str) -> str:
+    """A bare ``https://host`` means the well-known session URL (RFC 8620 §2.2)."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN, parts.query, ""))
+    return url
+
+
+def discover(state: ClientState) -> Flow[Session]:
+    """Fetch the session resource, following redirects (301/302/303/307/308, relative too)."""
+    start = session_url(state.url)
+    url = start
+    for _ in range(MAX_REDIRECTS + 1):
+        resp = yield HttpRequest("GET", url, authenticated=same_origin(url, start))
+        if resp.status in (301, 302, 303, 307, 308):
+            location = resp.headers.get("location")
+            if not location:
+                raise RemoteProtocolError(redact_url(url), f"HTTP {resp.status} without Location")
+            url = urljoin(url, location)
+            continue
+        data = json_object(resp)
+        session = parse_session(data, url)
+        state.session = session
+        state.dialect = dialect_from_session(session)
+        return session
+    raise RemoteProtocolError(redact_url(start), f"more than {MAX_REDIRECTS} redirects")
+
+
+def ensure_session(state: ClientState) -> Flow[Session]:
+    if state.session is None:
+        return (yield from discover(state))
+    return state.session
+
+
+def ensure_dialect(state: ClientState) -> Flow[tuple[Session, Dialect]]:
+    session = yield from ensure_session(state)
+    if state.dialect is None:
+        raise JMAPCapabilityError(
+            redact_url(session.url),
+            "the server offers no JMAP Calendars capability",
+            capability=CALENDARS,
+        )
+    return session, state.dialect
+
+
+def send(state: ClientState, request: Request) -> Flow[Response]:
+    """POST one request to the API URL and decode the envelope."""
+    session = yield from ensure_session(state)
+    limits = session.limits
+    if len(request) > limits.max_calls_in_request:
+        raise LocalProtocolError(
+            redact_url(session.api_url),
+            f"{len(request)} calls exceed maxCallsInRequest={limits.max_calls_in_request}",
+        )
+    if request.size() > limits.max_size_request:
+        raise LocalProtocolError(
+            redact_url(session.api_url),
+            f"request of {request.size()} bytes exceeds maxSizeRequest={limits.max_size_request}",
+        )
+    resp = yield HttpRequest("POST", session.api_url, request.to_json())
+    return Response(json_object(resp), redact_url(session.api_url))
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A JMAP data type and how its objects are normalised."""
+
+    name: str
+    tasks: bool = False
+
+    def using(self, state: ClientState) -> list[str]:
+        session = state.session
+        dialect = state.dialect
+        if self.tasks:
+            if session is None or not session.has(TASKS):
+                raise JMAPCapabilityError(
+                    redact_url(session.url) if session else None,
+                    "the server offers no JMAP Tasks capability (urn:ietf:params:jmap:tasks)",
+                    capability=TASKS,
+                )
+            return [CORE, TASKS]
+        if dialect is None:
+            raise JMAPCapabilityError(
+                redact_url(session.url) if session else None,
+                "the server offers no JMAP Calendars capability",
+                capability=CALENDARS,
+            )
+        return [CORE, dialect.calendars_capability]
+
+    def normalise(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if self.name == "CalendarEvent":
+            return event_from_wire(obj)
+        if self.name == "Task":
+            return task_from_wire(obj)
+        if self.name in ("Calendar", "TaskList"):
+            return calendar_from_wire(obj)
+        return obj
+
+
+CALENDAR = Kind("Calendar")
+EVENT = Kind("CalendarEvent")
+TASK_LIST = Kind("TaskList", tasks=True)
+TASK = Kind("Task", tasks=True)
+
+
+def _prepare(state: ClientState, kind: Kind) -> Flow[Session]:
+    session = yield from ensure_session(state)
+    kind.using(state)  # raises the capability error before anything is sent
+    return session
+
+
+def _chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), max(1, size))]
+
+
+# --------------------------------------------------------------------------- /get
+
+
+@dataclass(frozen=True)
+class GetResult:
+    objects: list[dict[str, Any]]
+    not_found: list[str]
+    state: str
+
+
+def get_objects(
+    state: ClientState,
+    kind: Kind,
+    ids: Iterable[str] | None,
+    properties: list[str] | None = None,
+) -> Flow[GetResult]:
+    """/get by ids, split into calls of ``maxObjectsInGet`` and requests of ``maxCallsInRequest``.
+
+    ``ids=None`` asks for every object (fine for calendars and task lists, which are few).
+    """
+    session = yield from _prepare(state, kind)
+    base: dict[str, Any] = {"accountId": session.account_id}
+    if properties is not None:
+        base["properties"] = properties
+    wanted = None if ids is None else list(dict.fromkeys(ids))
+    if wanted is None:
+        batches: list[list[str] | None] = [None]
+    else:
+        batches = list(_chunks(wanted, session.limits.max_objects_in_get)) or [[]]
+    objects: list[dict[str, Any]] = []
+    not_found: list[str] = []
+    new_state = ""
+    for group in _chunks(batches, session.limits.max_calls_in_request):
+        request = Request(kind.using(state))
+        calls = [request.call(f"{kind.name}/get", {**base, "ids": batch}) for batch in group]
+        response = yield from send(state, request)
+        for call in calls:
+            args = response.result(call)
+            objects.extend(kind.normalise(o) for o in obj_list(args, "list", url=response.url))
+            not_found.extend(str_list(args, "notFound", url=response.url, optional=True))
+            new_state = string(args, "state", url=response.url)
+    for obj in objects:
+        if not isinstance(obj.get("id"), str):
+            raise RemoteProtocolError(redact_url(session.api_url), f"{kind.name} without id")
+    return GetResult(objects, not_found, new_state)
+
+
+def get_state(state: ClientState, kind: Kind) -> Flow[str]:
+    """The type's current state string: /get with no ids transfers nothing else."""
+    result = yield from get_objects(state, kind, [])
+    return result.state
+
+
+def get_one(state: ClientState, kind: Kind, object_id: str) -> Flow[dict[str, Any]]:
+    result = yield from get_objects(state, kind, [object_id])
+    for obj in result.objects:
+        if obj.get("id") == object_id:
+            return obj
+    if len(result.objects) == 1 and not result.not_found:
+        return result.objects[0]
+    raise JMAPNotFoundError(
+        redact_url(state.session.api_url) if state.session else None,
+        f"{kind.name} {object_id} not found",
+        "notFound",
+        method=f"{kind.name}/get",
+        object_id=object_id,
+    )
+
+
+# --------------------------------------------------------------------------- /changes
+
+
+def changes(
+    state: ClientState,
+    kind: Kind,
+    since_state: str,
+    max_changes: int | None = None,
+) -> Flow[ChangeSet]:
+    """All changes since ``since_state``, following ``hasMoreChanges`` to the end.
+
+    Raises :class:`~jmapsyncd.errors.CannotCalculateChanges` when the server needs a full resync.
+    """
+    session = yield from _prepare(state, kind)
+    status: dict[str, str] = {}  # id -> "created" | "updated" | "destroyed"
+    order: list[str] = []
+    since = since_state
+    for _ in range(100_000):
+        request = Request(kind.using(state))
+        args: dict[str, Any] = {"accountId": session.account_id, "sinceState": since}
+        if max_changes:
+            args["maxChanges"] = max_changes
+        call = request.call(f"{kind.name}/changes", args)
+        response = yield from send(state, request)
+        result = response.result(call)
+        url = response.url
+        for oid in str_list(result, "created", url=url, optional=True):
+            _merge_change(status, order, oid, "created")
+        for oid in str_list(result, "updated", url=url, optional=True):
+            _merge_change(status, order, oid, "updated")
+        for oid in str_list(result, "destroyed", url=url, optional=True):
+            _merge_change(status, order, oid, "destroyed")
+        new_state = string(result, "newState", url=url)
+        more = result.get("hasMoreChanges") is True
+        if not more:
+            return ChangeSet(
+                created=tuple(i for i in order if status.get(i) == "created"),
+                updated=tuple(i for i in order if status.get(i) == "updated"),
+                destroyed=tuple(i for i in order if status.get(i) == "destroyed"),
+                old_state=since_state,
+                new_state=new_state,
+            )
+        if new_state == since:
+            raise RemoteProtocolError(url, f"{kind.name}/changes: hasMoreChanges without progress")
+        since = new_state
+    raise RemoteProtocolError(None, f"{kind.name}/changes never finished")
+
+
+def _merge_change(status: dict[str, str], order: list[str], oid: str, what: str) -> None:
+    before = status.get(oid)
+    if before is None:
+        order.append(oid)
+        status[oid] = what
+    elif before == "created":
+        if what == "destroyed":
+            del status[oid]  # never existed as far as the caller is concerned
+            order.remove(oid)
+    elif before == "updated":
+        status[oid] = "destroyed" if what == "destroyed" else "updated"
+    else:  # destroyed, then created again (Cyrus 3.6 reuses the UID as id)
+        status[oid] = "updated" if what != "destroyed" else "destroyed"
+
+
+def changes_page(
+    state: ClientState, kind: Kind, since_state: str, max_changes: int | None = None
+) -> Flow[tuple[ChangeSet, bool]]:
+    """One /changes call, returning the change set and ``hasMoreChanges``."""
+    session = yield from _prepare(state, kind)
+    request = Request(kind.using(state))
+    args: dict[str, Any] = {"accountId": session.account_id, "sinceState": since_state}
+    if max_changes:
+        args["maxChanges"] = max_changes
+    call = request.call(f"{kind.name}/changes", args)
+    response = yield from send(state, request)
+    result = response.result(call)
+    url = response.url
+    change_set = ChangeSet(
+        created=tuple(str_list(result, "created", url=url, optional=True)),
+        updated=tuple(str_list(result, "updated", url=url, optional=True)),
+        destroyed=tuple(str_list(result, "destroyed", url=url, optional=True)),
+        old_state=since_state,
+        new_state=string(result, "newState", url=url),
+    )
+    return change_set, result.get("hasMoreChanges") is True
+
+
+# --------------------------------------------------------------------------- /set
+
+Adapter = Callable[[dict[str, Any], Dialect | None, bool], dict[str, Any]]
+Learner = Callable[[JMAPSetError, Dialect], Dialect | None]
+
+
+def _identity(obj: dict[str, Any], dialect: Dialect | None, patch: bool) -> dict[str, Any]:
+    return dict(obj)
+
+
+def _event_adapter(obj: dict[str, Any], dialect: Dialect | None, patch: bool) -> dict[str, Any]:
+    assert dialect is not None  # ensured by Kind.using before any set
+    return event_to_wire(obj, dialect, patch=patch)
+
+
+def learn_from_set_error(error: JMAPSetError, dialect: Dialect) -> Dialect | None:
+    """A better dialect, if ``error`` says the server wants another event shape."""
+    if error.error_type != "invalidProperties":
+        return None
+    props = {p.split("/")[0] for p in error.properties}
+    if {"recurrenceRules", "excludedRecurrenceRules"} & props and dialect.recurrence_rules_list:
+        return dialect.learn(recurrence_rules_list=False)
+    if "recurrenceRule" in props and not dialect.recurrence_rules_list:
+        return dialect.learn(recurrence_rules_list=True)
+    if "calendarIds" in props and dialect.calendar_ids_map:
+        return dialect.learn(calendar_ids_map=False)
+    if "calendarId" in props and not dialect.calendar_ids_map:
+        return dialect.learn(calendar_ids_map=True)
+    if "version" in props and dialect.accepts_version:
+        return dialect.learn(accepts_version=False)
+    if "@type" in props:
+        return dialect.learn(event_type="Event" if dialect.event_type != "Event" else "jsevent")
+    return None
+
+
+def _creation_key(index: int) -> str:
+    return f"k{index}"
+
+
+def set_objects(
+    state: ClientState,
+    kind: Kind,
+    *,
+    create: Mapping[str, dict[str, Any]] | None = None,
+    update: Mapping[str, dict[str, Any]] | None = None,
+    destroy: Iterable[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    adapter: Adapter = _identity,
+    learner: Learner | None = None,
+) -> Flow[SetResult]:
+    """/set in chunks of ``maxObjectsInSet`` (and ``maxSizeRequest``), per-object results.
+
+    ``create`` keys are the caller's own; they are mapped to safe creation ids on the wire and
+    back in the result. Objects rejected for a dialect reason are adapted and retried once.
+    """
+    session = yield from _prepare(state, kind)
+    create = dict(create or {})
+    update = dict(update or {})
+    destroy_list = list(dict.fromkeys(destroy or ()))
+    keys = {_creation_key(i): key for i, key in enumerate(create)}
+    items: list[tuple[str, str, Any]] = [("create", ck, create[key]) for ck, key in keys.items()]
+    items += [("update", oid, patch) for oid, patch in update.items()]
+    items += [("destroy", oid, None) for oid in destroy_list]
+
+    created: dict[str, dict[str, Any]] = {}
+    updated: dict[str, dict[str, Any] | None] = {}
+    destroyed: list[str] = []
+    errors: dict[str, dict[str, JMAPSetError]] = {"create": {}, "update": {}, "destroy": {}}
+    old_state: str | None = None
+    new_state: str | None = None
+    retried: set[tuple[str, str]] = set()
+
+    pending = items
+    while pending:
+        chunk_size = session.limits.max_objects_in_set
+        retry: list[tuple[str, str, Any]] = []
+        queue = _chunks(pending, chunk_size)
+        while queue:
+            chunk = queue.pop(0)
+            dialect = state.dialect
+            args: dict[str, Any] = {"accountId": session.account_id}
+            if kind.name == "CalendarEvent" and dialect and dialect.accepts_send_scheduling:
+                args["sendSchedulingMessages"] = False
+            args.update(extra or {})
+            c = {k: adapter(v, dialect, False) for op, k, v in chunk if op == "create"}
+            u = {k: adapter(v, dialect, True) for op, k, v in chunk if op == "update"}
+            d = [k for op, k, _ in chunk if op == "destroy"]
+            if c:
+                args["create"] = c
+            if u:
+                args["update"] = u
+            if d:
+                args["destroy"] = d
+            request = Request(kind.using(state))
+            call = request.call(f"{kind.name}/set", args)
+            if request.size() > session.limits.max_size_request and len(chunk) > 1:
+                half = len(chunk) // 2
+                queue[:0] = [chunk[:half], chunk[half:]]
+                continue
+            try:
+                response = yield from send(state, request)
+                result = response.result(call)
+            except JMAPMethodError as exc:
+                if (
+                    "sendSchedulingMessages" in args
+                    and exc.error_type in ("invalidArguments", "unknownArgument")
+                    and dialect is not None
+                ):
+                    state.dialect = dialect.learn(accepts_send_scheduling=False)
+                    queue.insert(0, chunk)
+                    continue
+                raise
+            url = response.url
+            if old_state is None:
+                old = result.get("oldState")
+                old_state = old if isinstance(old, str) else None
+            ns = result.get("newState")
+            new_state = ns if isinstance(ns, str) else new_state
+            for ck, value in obj_map(result, "created", url=url).items():
+                if ck in keys:
+                    created[keys[ck]] = dict(value) if isinstance(value, dict) else {}
+            for oid, value in obj_map(result, "updated", url=url).items():
+                updated[oid] = dict(value) if isinstance(value, dict) else None
+            destroyed.extend(str_list(result, "destroyed", url=url, optional=True))
+            originals = {(op, k): v for op, k, v in chunk}
+            for section, op in (
+                ("notCreated", "create"),
+                ("notUpdated", "update"),
+                ("notDestroyed", "destroy"),
+            ):
+                for oid, raw in obj_map(result, section, url=url).items():
+                    error = JMAPSetError.from_set_error(
+                        keys.get(oid, oid) if op == "create" else oid,
+                        raw,
+                        url=url,
+                        method=f"{kind.name}/set",
+                    )
+                    better = learner(error, state.dialect) if learner and state.dialect else None
+                    if better is not None and (op, oid) not in retried and (op, oid) in originals:
+                        state.dialect = better
+                        retried.add((op, oid))
+                        retry.append((op, oid, originals[(op, oid)]))
+                        continue
+                    key = keys.get(oid, oid) if op == "create" else oid
+                    errors[op][key] = error
+        pending = retry
+    return SetResult(
+        created=created,
+        updated=updated,
+        destroyed=tuple(destroyed),
+        not_created=errors["create"],
+        not_updated=errors["update"],
+        not_destroyed=errors["destroy"],
+        old_state=old_state,
+        new_state=new_state,
+    )
+
+
+def set_events(
+    state: ClientState,
+    *,
+    create: Mapping[str, dict[str, Any]] | None = None,
+    update: Mapping[str, dict[str, Any]] | None = None,
+    destroy: Iterable[str] | None = None,
+) -> Flow[SetResult]:
+    """CalendarEvent/set with IETF-form events adapted to the server's dialect."""
+    yield from ensure_dialect(state)
+    return (
+        yield from set_objects(
+            state,
+            EVENT,
+            create=create,
+            update=update,
+            destroy=destroy,
+            adapter=_event_adapter,
+            learner=learn_from_set_error,
+        )
+    )
+
+
+def set_one(
+    state: ClientState,
+    kind: Kind,
+    *,
+    create: dict[str, Any] | None = None,
+    update: tuple[str, dict[str, Any]] | None = None,
+    destroy: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Flow[dict[str, Any] | None]:
+    """A single create/update/destroy; raises its JMAPSetError. Returns the server's answer."""
+    adapter: Adapter = _event_adapter if kind is EVENT else _identity
+    learner = learn_from_set_error if kind is EVENT else None
+    if kind is EVENT:
+        yield from ensure_dialect(state)
+    result = yield from set_objects(
+        state,
+        kind,
+        create={"new": create} if create is not None else None,
+        update=dict([update]) if update is not None else None,
+        destroy=[destroy] if destroy is not None else None,
+        extra=extra,
+        adapter=adapter,
+        learner=learner,
+    )
+    result.raise_first_error()
+    if create is not None:
+        answer = result.created.get("new")
+        if not answer or not isinstance(answer.get("id"), str):
+            raise RemoteProtocolError(
+                redact_url(state.session.api_url) if state.session else None,
+                f"{kind.name}/set created an object without id",
+            )
+        return answer
+    if update is not None:
+        if update[0] not in result.updated:
+            raise RemoteProtocolError(None, f"{kind.name}/set did not confirm update")
+        return result.updated[update[0]]
+    if destroy is not None and destroy not in result.destroyed:
+        raise RemoteProtocolError(None, f"{kind.name}/set did not confirm destroy")
+    return None
+
+
+# --------------------------------------------------------------------------- /query
+
+
+def event_filter(
+    dialect: Dialect,
+    *,
+    calendar_id: str | None = None,
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    text: str | None = None,
+    uid: str | None = None,
+) -> dict[str, Any]:
+    """A CalendarEvent/query FilterCondition: start = ending after, end = starting before."""
+    cond: dict[str, Any] = {}
+    if calendar_id is not None:
+        cond.update(calendar_filter(calendar_id, dialect))
+    after = query_datetime(start, dialect)
+    before = query_datetime(end, dialect)
+    if after is not None:
+        cond["after"] = after
+    if before is not None:
+        cond["before"] = before
+    if text:
+        cond["text"] = text
+    if uid is not None:
+        cond["uid"] = uid
+    return cond
+
+
+def _learn_filter(error: JMAPMethodError, dialect: Dialect, cond: dict[str, Any]) -> Dialect | None:
+    if not isinstance(error, UnsupportedFilter) and error.error_type != "invalidArguments":
+        return None
+    if "inCalendars" in cond and dialect.in_calendars_filter:
+        return dialect.learn(in_calendars_filter=False)
+    if "inCalendar" in cond and not dialect.in_calendars_filter:
+        return dialect.learn(in_calendars_filter=True)
+    return None
+
+
+def query_events(
+    state: ClientState,
+    *,
+    calendar_id: str | None = None,
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    text: str | None = None,
+    uid: str | None = None,
+    fetch: bool = True,
+) -> Flow[tuple[list[dict[str, Any]], list[str], str | None]]:
+    """Query events and (``fetch``) get them by result reference in the same request.
+
+    Pages of ``maxObjectsInGet`` ids; when the server ignores ``position`` (Cyrus 3.6), asks
+    once more for all ids at once and gets them in chunks. Returns ``(objects, ids, queryState)``.
+    """
+    session, _ = yield from ensure_dialect(state)
+    page = session.limits.max_objects_in_get
+    ids: list[str] = []
+    objects: list[dict[str, Any]] = []
+    position = 0
+    learned = False
+    query_state: str | None = None
+    while True:
+        dialect = state.dialect
+        assert dialect is not None
+        cond = event_filter(
+            dialect, calendar_id=calendar_id, start=start, end=end, text=text, uid=uid
+        )
+        args: dict[str, Any] = {"accountId": session.account_id}
+        if cond:
+            args["filter"] = cond
+        if position:
+            args["position"] = position
+        args["limit"] = page
+        args["calculateTotal"] = True
+        request = Request(EVENT.using(state))
+        qcall = request.call("CalendarEvent/query", args)
+        gcall: Call | None = None
+        if fetch:
+            gcall = request.call(
+                "CalendarEvent/get",
+                {"accountId": session.account_id, "ids": qcall.ref("/ids")},
+            )
+        response = yield from send(state, request)
+        try:
+            qres = response.result(qcall)
+        except JMAPMethodError as exc:
+            better = None if learned else _learn_filter(exc, dialect, cond)
+            if better is None:
+                raise
+            state.dialect = better
+            learned = True
+            continue
+        url = response.url
+        page_ids = str_list(qres, "ids", url=url)
+        qs = qres.get("queryState")
+        query_state = qs if isinstance(qs, str) else None
+        answered_position = qres.get("position")
+        total = qres.get("total")
+        if position and answered_position != position:
+            # The server ignored position (Cyrus 3.6): ask for everything at once instead.
+            state.dialect = dialect.learn(query_position_works=False)
+            return (
+                yield from _query_all_at_once(
+                    state, args, total if isinstance(total, int) else None, fetch
+                )
+            )
+        ids.extend(page_ids)
+        if gcall is not None:
+            gres = response.result(gcall)
+            objects.extend(EVENT.normalise(o) for o in obj_list(gres, "list", url=url))
+        more = (len(ids) < total if isinstance(total, int) else len(page_ids) >= page) and bool(
+            page_ids
+        )
+        if not more:
+            return objects, ids, query_state
+        if not dialect.query_position_works:
+            return (
+                yield from _query_all_at_once(
+                    state, args, total if isinstance(total, int) else None, fetch
+                )
+            )
+        position = len(ids)
+
+
+def _query_all_at_once(
+    state: ClientState, args: dict[str, Any], total: int | None, fetch: bool
+) -> Flow[tuple[list[dict[str, Any]], list[str], str | None]]:
+    args = {k: v for k, v in args.items() if k not in ("position", "limit")}
+    if total is not None:
+        args["limit"] = max(total, 1)
+    request = Request(EVENT.using(state))
+    call = request.call("CalendarEvent/query", args)
+    response = yield from send(state, request)
+    result = response.result(call)
+    ids = str_list(result, "ids", url=response.url)
+    if total is not None and len(ids) < total:
+        raise RemoteProtocolError(
+            response.url, f"CalendarEvent/query returned {len(ids)} of {total} ids and cannot page"
+        )
+    qs = result.get("queryState")
+    objects: list[dict[str, Any]] = []
+    if fetch and ids:
+        got = yield from get_objects(state, EVENT, ids)
+        objects = got.objects
+    return objects, ids, qs if isinstance(qs, str) else None
+
+
+def fetch_all_events(
+    state: ClientState, calendar_id: str | None = None
+) -> Flow[tuple[list[dict[str, Any]], str]]:
+    """Every event (optionally of one calendar) and the CalendarEvent state they reflect.
+
+    The state is read before listing: changes that race the listing show up again in the next
+    change feed instead of being lost.
+    """
+    before = yield from get_state(state, EVENT)
+    objects, ids, _ = yield from query_events(state, calendar_id=calendar_id, fetch=True)
+    if len(objects) < len(ids):
+        seen = {o["id"] for o in objects}
+        more = yield from get_objects(state, EVENT, [i for i in ids if i not in seen])
+        objects.extend(more.objects)
+    return objects, before
+
+
+def all_event_ids(
+    state: ClientState, calendar_id: str | None = None
+) -> Flow[tuple[list[str], str]]:
+    before = yield from get_state(state, EVENT)
+    _, ids, _ = yield from query_events(state, calendar_id=calendar_id, fetch=False)
+    return ids, before
+
+
+def json_size(obj: Any) -> int:
+    return len(json.dumps(obj, separators=(",", ":")).encode())
