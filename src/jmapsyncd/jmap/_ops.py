@@ -81,9 +81,11 @@ class Operations:
         )
 
     def delete_calendar(self, calendar_id: str, remove_events: bool = True) -> Flow[None]:
-        extra = {"onDestroyRemoveEvents": True} if remove_events else None
+        # Cyrus 3.6 refuses the argument and always removes the events.
+        optional = {"onDestroyRemoveEvents": True} if remove_events else None
         return then(
-            flows.set_one(self.state, CALENDAR, destroy=calendar_id, extra=extra), lambda _: None
+            flows.set_one(self.state, CALENDAR, destroy=calendar_id, optional=optional),
+            lambda _: None,
         )
 
     # ------------------------------------------------------------------ events (seed API)

@@ -84,8 +84,8 @@ class Dialect:
     query_position_works: bool = True
     #: the server accepts the ``version`` property
     accepts_version: bool = True
-    #: the server accepts ``sendSchedulingMessages`` on CalendarEvent/set
-    accepts_send_scheduling: bool = True
+    #: optional /set arguments the server refused (``sendSchedulingMessages`` …); not sent again
+    rejected_args: frozenset[str] = frozenset()
     #: capability URI for JMAP Tasks, or None when not offered
     tasks_capability: str | None = None
 

@@ -393,6 +393,7 @@ def set_objects(
     update: Mapping[str, dict[str, Any]] | None = None,
     destroy: Iterable[str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    optional: Mapping[str, Any] | None = None,
     adapter: Adapter = _identity,
     learner: Learner | None = None,
 ) -> Flow[SetResult]:
@@ -400,6 +401,7 @@ def set_objects(
 
     ``create`` keys are the caller's own; they are mapped to safe creation ids on the wire and
     back in the result. Objects rejected for a dialect reason are adapted and retried once.
+    ``optional`` arguments are dropped (and remembered) when the server refuses them.
     """
     session = yield from _prepare(state, kind)
     create = dict(create or {})
@@ -427,9 +429,10 @@ def set_objects(
             chunk = queue.pop(0)
             dialect = state.dialect
             args: dict[str, Any] = {"accountId": session.account_id}
-            if kind.name == "CalendarEvent" and dialect and dialect.accepts_send_scheduling:
-                args["sendSchedulingMessages"] = False
             args.update(extra or {})
+            rejected = dialect.rejected_args if dialect else frozenset()
+            tried = {k: v for k, v in (optional or {}).items() if k not in rejected}
+            args.update(tried)
             c = {k: adapter(v, dialect, False) for op, k, v in chunk if op == "create"}
             u = {k: adapter(v, dialect, True) for op, k, v in chunk if op == "update"}
             d = [k for op, k, _ in chunk if op == "destroy"]
@@ -450,11 +453,11 @@ def set_objects(
                 result = response.result(call)
             except JMAPMethodError as exc:
                 if (
-                    "sendSchedulingMessages" in args
+                    tried
                     and exc.error_type in ("invalidArguments", "unknownArgument")
                     and dialect is not None
                 ):
-                    state.dialect = dialect.learn(accepts_send_scheduling=False)
+                    state.dialect = dialect.learn(rejected_args=rejected | set(tried))
                     queue.insert(0, chunk)
                     continue
                 raise
@@ -520,6 +523,7 @@ def set_events(
             create=create,
             update=update,
             destroy=destroy,
+            optional={"sendSchedulingMessages": False},
             adapter=_event_adapter,
             learner=learn_from_set_error,
         )
@@ -534,6 +538,7 @@ def set_one(
     update: tuple[str, dict[str, Any]] | None = None,
     destroy: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    optional: Mapping[str, Any] | None = None,
 ) -> Flow[dict[str, Any] | None]:
     """A single create/update/destroy; raises its JMAPSetError. Returns the server's answer."""
     adapter: Adapter = _event_adapter if kind is EVENT else _identity
@@ -547,6 +552,8 @@ def set_one(
         update=dict([update]) if update is not None else None,
         destroy=[destroy] if destroy is not None else None,
         extra=extra,
+        optional=({"sendSchedulingMessages": False} if kind is EVENT else {})
+        | dict(optional or {}),
         adapter=adapter,
         learner=learner,
     )
