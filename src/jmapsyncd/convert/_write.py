@@ -1,0 +1,97 @@
+"""Writing iCalendar text directly (RFC 5545 §3.1 folding, §3.2 parameters, §3.3.11 TEXT).
+
+It promises: lines folded at 75 octets without splitting a UTF-8 sequence, CRLF line ends,
+parameter values quoted when they contain ``:;,``, TEXT values escaped. No object model is
+built: the JSCalendar → iCalendar direction is the sync hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": ""})
+
+
+def escape_text(value: str) -> str:
+    """Escape a TEXT value (RFC 5545 §3.3.11)."""
+    return value.translate(_TEXT_ESCAPES)
+
+
+def _param_value(v: str) -> str:
+    # RFC 5545 §3.2: quote if the value has COLON, SEMICOLON or COMMA; DQUOTE cannot appear
+    # (RFC 6868 ^-escaping would be the alternative; we drop stray quotes instead)
+    if '"' in v:
+        v = v.replace('"', "'")
+    if "\n" in v:
+        v = v.replace("\n", " ")
+    if ":" in v or ";" in v or "," in v:
+        return f'"{v}"'
+    return v
+
+
+def fold(line: str) -> str:
+    """Fold one content line at 75 octets (RFC 5545 §3.1); result ends with CRLF."""
+    if len(line) <= 75 and (line.isascii() or len(line.encode()) <= 75):
+        return line + "\r\n"
+    out: list[str] = []
+    cur: list[str] = []
+    size = 0
+    limit = 75
+    for ch in line:
+        n = 1 if ch < "\x80" else len(ch.encode())
+        if size + n > limit:
+            out.append("".join(cur))
+            cur = []
+            size = 0
+            limit = 74  # continuation lines start with one space
+        cur.append(ch)
+        size += n
+    out.append("".join(cur))
+    return "\r\n ".join(out) + "\r\n"
+
+
+class Writer:
+    """Accumulates folded content lines."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def raw(
+        self, name: str, value: str, params: Mapping[str, str | Sequence[str]] | None = None
+    ) -> None:
+        """Write ``name;params:value`` where value is already in iCalendar syntax."""
+        if params:
+            ps: list[str] = [name]
+            for k, v in params.items():
+                if isinstance(v, str):
+                    ps.append(f"{k}={_param_value(v)}")
+                else:
+                    ps.append(f"{k}={','.join(_param_value(x) for x in v)}")
+            head = ";".join(ps)
+        else:
+            head = name
+        self.parts.append(fold(f"{head}:{value}"))
+
+    def text(
+        self, name: str, value: str, params: Mapping[str, str | Sequence[str]] | None = None
+    ) -> None:
+        self.raw(name, escape_text(value), params)
+
+    def texts(
+        self,
+        name: str,
+        values: Iterable[str],
+        params: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> None:
+        self.raw(name, ",".join(escape_text(v) for v in values), params)
+
+    def begin(self, name: str) -> None:
+        self.parts.append(f"BEGIN:{name}\r\n")
+
+    def end(self, name: str) -> None:
+        self.parts.append(f"END:{name}\r\n")
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
