@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-from jmapsyncd.errors import RemoteProtocolError
+from jmapsyncd.errors import JMAPAuthError, RemoteProtocolError
 
 CORE = "urn:ietf:params:jmap:core"
 CALENDARS = "urn:ietf:params:jmap:calendars"
@@ -69,6 +69,9 @@ def parse_session(data: dict[str, Any], url: str) -> Session:
     accounts = data.get("accounts")
     if not isinstance(accounts, dict):
         raise bad("no accounts object")
+    if not accounts:
+        # Stalwart answers an unauthenticated GET with a session listing no accounts.
+        raise JMAPAuthError(url, "the session lists no accounts: not authenticated")
     primary = data.get("primaryAccounts")
     primary = primary if isinstance(primary, dict) else {}
     account_id: str | None = None

@@ -1,0 +1,236 @@
+"""The whole request JSON each operation sends, per dialect (jmapc-style wire tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jmapsyncd.jmap._ops import Operations
+from jmapsyncd.protocol import flows
+from jmapsyncd.protocol.flows import EVENT
+from tests.protocol.scripted import jmap, run, state_for
+
+CORE = "urn:ietf:params:jmap:core"
+IETF_CAL = "urn:ietf:params:jmap:calendars"
+CYRUS_CAL = "https://cyrusimap.org/ns/jmap/calendars"
+USING = {"cyrus36": [CORE, CYRUS_CAL], "ietf": [CORE, IETF_CAL], "stalwart": [CORE, IETF_CAL]}
+
+
+def _state(dialect: str) -> flows.ClientState:
+    state = state_for(dialect)
+    if dialect == "stalwart":
+        assert state.dialect is not None
+        state.dialect = state.dialect.learn(recurrence_rules_list=False, in_calendars_filter=False)
+    return state
+
+
+def _ok(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    if name.endswith("/set"):
+        return {
+            "newState": "2",
+            "created": {k: {"id": "new"} for k in args.get("create", {})},
+            "updated": dict.fromkeys(args.get("update", {})),
+            "destroyed": args.get("destroy", []),
+        }
+    if name.endswith("/query"):
+        return {"ids": [], "position": 0, "total": 0}
+    if name.endswith("/changes"):
+        return {"created": [], "updated": [], "destroyed": [], "newState": "n"}
+    return {"state": "st", "list": [], "notFound": []}
+
+
+EVENT_IN = {
+    "@type": "Event",
+    "uid": "u-1",
+    "title": "Weekly",
+    "start": "2026-12-01T10:00:00",
+    "timeZone": "Europe/Berlin",
+    "duration": "PT1H",
+    "recurrenceRules": [{"@type": "RecurrenceRule", "frequency": "weekly"}],
+    "calendarIds": {"cal1": True},
+}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "event_out"),
+    [
+        (
+            "cyrus36",
+            {
+                "@type": "jsevent",
+                "uid": "u-1",
+                "title": "Weekly",
+                "start": "2026-12-01T10:00:00",
+                "timeZone": "Europe/Berlin",
+                "duration": "PT1H",
+                "calendarId": "cal1",
+                "recurrenceRule": {"@type": "RecurrenceRule", "frequency": "weekly"},
+            },
+        ),
+        (
+            "ietf",
+            {
+                "@type": "Event",
+                "uid": "u-1",
+                "title": "Weekly",
+                "start": "2026-12-01T10:00:00",
+                "timeZone": "Europe/Berlin",
+                "duration": "PT1H",
+                "calendarIds": {"cal1": True},
+                "recurrenceRules": [{"@type": "RecurrenceRule", "frequency": "weekly"}],
+            },
+        ),
+        (
+            "stalwart",
+            {
+                "@type": "Event",
+                "uid": "u-1",
+                "title": "Weekly",
+                "start": "2026-12-01T10:00:00",
+                "timeZone": "Europe/Berlin",
+                "duration": "PT1H",
+                "calendarIds": {"cal1": True},
+                "recurrenceRule": {"@type": "RecurrenceRule", "frequency": "weekly"},
+            },
+        ),
+    ],
+)
+def test_event_create(dialect: str, event_out: dict[str, Any]) -> None:
+    _, sent = run(flows.set_events(_state(dialect), create={"x": EVENT_IN}), jmap(_ok))
+    assert sent[0].method == "POST"
+    assert sent[0].json == {
+        "using": USING[dialect],
+        "methodCalls": [
+            [
+                "CalendarEvent/set",
+                {"accountId": "acc", "sendSchedulingMessages": False, "create": {"k0": event_out}},
+                "c0",
+            ]
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("dialect", "cal_filter", "after", "before"),
+    [
+        ("cyrus36", {"inCalendars": ["cal1"]}, "2026-12-01T00:00:00Z", "2026-12-31T00:00:00Z"),
+        ("ietf", {"inCalendars": ["cal1"]}, "2026-12-01T00:00:00", "2026-12-31T00:00:00"),
+        ("stalwart", {"inCalendar": "cal1"}, "2026-12-01T00:00:00", "2026-12-31T00:00:00"),
+    ],
+)
+def test_search_is_one_request_query_and_get(
+    dialect: str, cal_filter: dict[str, Any], after: str, before: str
+) -> None:
+    ops = Operations(_state(dialect))
+    flow = ops.search_events("cal1", "2026-12-01T00:00:00", "2026-12-31T00:00:00", "lunch")
+    _, sent = run(flow, jmap(_ok))
+    limit = 500 if dialect == "stalwart" else 4096
+    assert len(sent) == 1
+    assert sent[0].json == {
+        "using": USING[dialect],
+        "methodCalls": [
+            [
+                "CalendarEvent/query",
+                {
+                    "accountId": "acc",
+                    "filter": {**cal_filter, "after": after, "before": before, "text": "lunch"},
+                    "limit": limit,
+                    "calculateTotal": True,
+                },
+                "c0",
+            ],
+            [
+                "CalendarEvent/get",
+                {
+                    "accountId": "acc",
+                    "#ids": {"resultOf": "c0", "name": "CalendarEvent/query", "path": "/ids"},
+                },
+                "c1",
+            ],
+        ],
+    }
+
+
+@pytest.mark.parametrize("dialect", ["cyrus36", "ietf"])
+def test_sync_token_is_an_empty_get(dialect: str) -> None:
+    token, sent = run(Operations(_state(dialect)).sync_token(), jmap(_ok))
+    assert token == "st"
+    assert sent[0].json == {
+        "using": USING[dialect],
+        "methodCalls": [["CalendarEvent/get", {"accountId": "acc", "ids": []}, "c0"]],
+    }
+
+
+def test_changes_request() -> None:
+    _, sent = run(flows.changes(_state("ietf"), EVENT, "s5", 100), jmap(_ok))
+    assert sent[0].json == {
+        "using": USING["ietf"],
+        "methodCalls": [
+            [
+                "CalendarEvent/changes",
+                {"accountId": "acc", "sinceState": "s5", "maxChanges": 100},
+                "c0",
+            ]
+        ],
+    }
+
+
+def test_update_sends_a_replacement_patch_without_server_owned_properties() -> None:
+    fetched = {**EVENT_IN, "id": "E-u-1", "isOrigin": True, "title": "New"}
+    del fetched["recurrenceRules"]
+    _, sent = run(Operations(_state("stalwart")).update_event_data("E-u-1", fetched), jmap(_ok))
+    patch = sent[0].json["methodCalls"][0][1]["update"]["E-u-1"]
+    assert patch["title"] == "New"
+    assert patch["recurrenceRule"] is None
+    assert patch["description"] is None
+    assert not {"id", "isOrigin", "calendarIds", "recurrenceRules"} & set(patch)
+
+
+def test_calendar_crud_requests() -> None:
+    ops = Operations(_state("ietf"))
+    _, sent = run(ops.create_calendar("Work", "#ff0000"), jmap(_ok))
+    assert sent[0].json["methodCalls"] == [
+        [
+            "Calendar/set",
+            {"accountId": "acc", "create": {"k0": {"name": "Work", "color": "#ff0000"}}},
+            "c0",
+        ]
+    ]
+    _, sent = run(ops.delete_calendar("c1"), jmap(_ok))
+    assert sent[0].json["methodCalls"] == [
+        [
+            "Calendar/set",
+            {"accountId": "acc", "onDestroyRemoveEvents": True, "destroy": ["c1"]},
+            "c0",
+        ]
+    ]
+
+
+def test_create_task_request() -> None:
+    ops = Operations(state_for("ietf", tasks=True))
+    task_id, sent = run(
+        ops.create_task("tl1", "Buy milk", priority=1, due="2026-12-01T10:00:00"), jmap(_ok)
+    )
+    assert task_id == "new"
+    assert sent[0].json == {
+        "using": [CORE, "urn:ietf:params:jmap:tasks"],
+        "methodCalls": [
+            [
+                "Task/set",
+                {
+                    "accountId": "acc",
+                    "create": {
+                        "k0": {
+                            "@type": "Task",
+                            "taskListId": "tl1",
+                            "title": "Buy milk",
+                            "priority": 1,
+                            "due": "2026-12-01T10:00:00",
+                        }
+                    },
+                },
+                "c0",
+            ]
+        ],
+    }
