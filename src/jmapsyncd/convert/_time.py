@@ -133,7 +133,7 @@ def iana_zone(name: str) -> zoneinfo.ZoneInfo | None:
     candidates = [name, WINDOWS_ZONES.get(name, ""), WINDOWS_ZONES.get(name.strip('"'), "")]
     # vendor prefixes like "/freeassociation.sourceforge.net/Tzfile/Europe/London"
     parts = name.strip("/").split("/")
-    for i in range(1, len(parts)):
+    for i in range(len(parts)):
         candidates.append("/".join(parts[i:]))
     for c in candidates:
         if not c or c.startswith("/") or ".." in c:

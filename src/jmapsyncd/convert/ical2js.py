@@ -52,6 +52,12 @@ _EVENT_MAPPED = {
     "ESTIMATED-DURATION", "CONTACT", "RESOURCES", "X-ALT-DESC", "STYLED-DESCRIPTION",
     JSON_PROP,
 }  # fmt: skip
+# at most once per component (RFC 5545 §3.6.1, §3.6.2): further copies are kept unmapped
+_SINGLE = {
+    "DTSTART", "DTEND", "DURATION", "DUE", "SUMMARY", "DESCRIPTION", "CLASS", "TRANSP", "STATUS",
+    "PRIORITY", "SEQUENCE", "CREATED", "LAST-MODIFIED", "DTSTAMP", "COLOR", "GEO", "COMPLETED",
+    "PERCENT-COMPLETE", "ESTIMATED-DURATION", "ORGANIZER", "UID",
+}  # fmt: skip
 _ALARM_MAPPED = {"TRIGGER", "ACTION", "ACKNOWLEDGED", "UID", "RELATED-TO"}
 _CAL_STRUCTURAL = {"VERSION", "PRODID", "METHOD"}
 
@@ -88,21 +94,23 @@ class _Zones:
                 tzid = sub.get("TZID")
                 if tzid is not None:
                     self.defs[tzid.value] = sub
-        self.cache: dict[str, tuple[str, tzinfo]] = {}
+        self.cache: dict[str, tuple[str, tzinfo] | None] = {}
         self.custom: dict[str, dict[str, Any]] = {}
 
-    def resolve(self, tzid: str, where: str) -> tuple[str, tzinfo]:
-        """(JSCalendar timeZone value, tzinfo) for a TZID parameter."""
-        hit = self.cache.get(tzid)
-        if hit is not None:
-            return hit
+    def resolve(self, tzid: str, where: str) -> tuple[str, tzinfo] | None:
+        """(JSCalendar timeZone value, tzinfo) for a TZID parameter; None if unknown.
+
+        An unknown TZID without a VTIMEZONE is read as floating time (as most readers do);
+        the caller keeps the TZID parameter so the round trip restores it.
+        """
+        if tzid in self.cache:
+            return self.cache[tzid]
         zone = iana_zone(tzid)
+        res: tuple[str, tzinfo] | None = None
         if zone is not None:
-            res: tuple[str, tzinfo] = (zone.key, zone)
+            res = (zone.key, zone)
         elif tzid in self.defs:
             res = ("/" + tzid, self._custom(tzid, self.defs[tzid], where))
-        else:
-            raise ConversionError(f"TZID {tzid!r} is neither known nor defined", where=where)
         self.cache[tzid] = res
         return res
 
@@ -161,6 +169,9 @@ class _Conv:
         m = cal.get("METHOD")
         self.method = m.value.lower() if m else None
         self.cal_props = [jcal_prop(p) for p in cal.props if p.name not in _CAL_STRUCTURAL]
+        self.cal_comps = [
+            jcal_comp(c) for c in cal.subs if c.name not in ("VEVENT", "VTODO", "VTIMEZONE")
+        ]
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -173,8 +184,9 @@ class _Conv:
             return dt, False, "Etc/UTC", _UTC
         tzid = p.param("TZID")
         if tzid:
-            name, tz = self.zones.resolve(tzid, where)
-            return dt, False, name, tz
+            hit = self.zones.resolve(tzid, where)
+            if hit is not None:
+                return dt, False, hit[0], hit[1]
         return dt, False, None, None
 
     def in_zone(
@@ -188,8 +200,9 @@ class _Conv:
             return to_zone(dt, _UTC, zone), False
         tzid = p.param("TZID")
         if tzid:
-            _, tz = self.zones.resolve(tzid, where)
-            return to_zone(dt, tz, zone), False
+            hit = self.zones.resolve(tzid, where)
+            if hit is not None:
+                return to_zone(dt, hit[1], zone), False
         return dt, False
 
     # --- components ---------------------------------------------------------------------------
@@ -204,11 +217,21 @@ class _Conv:
         unmapped: list[list[Any]] = []
         json_patch: dict[str, Any] = {}
         obj["uid"] = unescape_text(uidp.value) if uidp else ""
+        seen: set[str] = set()
+        dups: set[int] = set()
+        for p in comp.props:
+            if p.name in _SINGLE:
+                if p.name in seen:
+                    dups.add(id(p))
+                    unmapped.append(jcal_prop(p))
+                seen.add(p.name)
 
-        def keep_params(p: Prop, pointer: str, known: set[str]) -> None:
+        def keep_params(p: Prop, pointer: str, known: set[str], name: str | None = None) -> None:
             extra = {k: v for k, v in p.params.items() if k not in known}
             if extra:
                 conv_params[pointer] = {"parameters": _jcal_params(extra)}
+            if name:
+                conv_params.setdefault(pointer, {})["name"] = name
 
         # time (RFC 8984 §5.1.1, §5.1.2, §5.2.1, §5.2.2)
         start = comp.get("DTSTART")
@@ -219,7 +242,7 @@ class _Conv:
         if start is not None:
             sdt, is_date, tzname, zone = self.when(start, where + " DTSTART")
             obj["start"] = local_str(sdt)
-            keep_params(start, "start", {"TZID", "VALUE"})
+            keep_params(start, "start", {"VALUE"} if tzname is None else {"TZID", "VALUE"})
         elif kind == "Task" and comp.get("DUE") is not None:
             due = comp.get("DUE")
             assert due is not None
@@ -232,7 +255,7 @@ class _Conv:
         dur = comp.get("DURATION")
         if end is not None and sdt is not None:
             edt, e_date, e_name, e_zone = self.when(end, where + " DTEND")
-            keep_params(end, "duration", {"TZID", "VALUE"})
+            keep_params(end, "duration", {"VALUE"} if e_name is None else {"TZID", "VALUE"})
             if e_name == tzname or e_date or is_date:
                 delta = edt - sdt
                 obj["duration"] = fmt_duration(max(delta, timedelta(0)))
@@ -270,29 +293,18 @@ class _Conv:
             obj["excludedRecurrenceRules"] = exrules
         overrides: dict[str, Any] = {}
         for p in comp.all("RDATE"):
-            for v in p.value.split(","):
-                if not v:
-                    continue
-                if "/" in v or p.param("VALUE") == "PERIOD":
-                    a_s, b_s = v.split("/", 1)
-                    a_dt, _ = self.in_zone(p, a_s, zone, where + " RDATE")
-                    patch: dict[str, Any] = {}
-                    if b_s.upper().lstrip("+-").startswith("P"):
-                        d = normalize_duration(b_s, where + " RDATE")
-                    else:
-                        b_dt, _ = self.in_zone(p, b_s, zone, where + " RDATE")
-                        d = fmt_duration(b_dt - a_dt)
-                    if d != obj.get("duration"):
-                        patch["duration"] = d
-                    overrides[local_str(a_dt)] = patch
-                else:
-                    r_dt, _ = self.in_zone(p, v, zone, where + " RDATE")
-                    overrides[local_str(r_dt)] = {}
+            try:
+                self.rdate(p, obj, zone, overrides, where)
+            except ConversionError:
+                unmapped.append(jcal_prop(p))  # e.g. VALUE=TIME: not a valid RDATE, keep it
         for p in comp.all("EXDATE"):
-            for v in p.value.split(","):
-                if v:
-                    x_dt, _ = self.in_zone(p, v, zone, where + " EXDATE")
-                    overrides[local_str(x_dt)] = {"excluded": True}
+            try:
+                for v in p.value.split(","):
+                    if v:
+                        x_dt, _ = self.in_zone(p, v, zone, where + " EXDATE")
+                        overrides[local_str(x_dt)] = {"excluded": True}
+            except ConversionError:
+                unmapped.append(jcal_prop(p))
         if overrides:
             obj["recurrenceOverrides"] = overrides
 
@@ -320,6 +332,8 @@ class _Conv:
         # the rest (RFC 8984 §4.2, §4.4, §5.2)
         for p in comp.props:
             n = p.name
+            if id(p) in dups or n in ("SUMMARY", "DESCRIPTION"):
+                continue
             if n not in _EVENT_MAPPED:
                 unmapped.append(jcal_prop(p))
                 continue
@@ -360,9 +374,9 @@ class _Conv:
                 obj[key] = num
             elif n in ("CREATED", "LAST-MODIFIED", "DTSTAMP", "COMPLETED"):
                 dt, _, is_utc = parse_ical_dt(p.value, f"{where} {n}")
-                if not is_utc and p.param("TZID"):
-                    _, tz = self.zones.resolve(p.param("TZID") or "", where)
-                    dt = to_zone(dt, tz, _UTC)
+                hit = None if is_utc else self.zones.resolve(p.param("TZID") or "", where)
+                if hit is not None:
+                    dt = to_zone(dt, hit[1], _UTC)
                 val = utc_str(dt)
                 if n == "CREATED":
                     obj["created"] = val
@@ -405,6 +419,8 @@ class _Conv:
             vendor["convertedProperties"] = conv_params
         if self.cal_props:
             vendor["calendarProperties"] = self.cal_props
+        if self.cal_comps:
+            vendor["calendarComponents"] = self.cal_comps
         if vendor:
             obj[VENDOR] = vendor
         if self.zones.custom:
@@ -415,6 +431,36 @@ class _Conv:
             if tzs:
                 obj["timeZones"] = tzs
         return obj
+
+    def rdate(
+        self,
+        p: Prop,
+        obj: dict[str, Any],
+        zone: tzinfo | None,
+        overrides: dict[str, Any],
+        where: str,
+    ) -> None:
+        """RDATE values (dates, date-times, periods) → overrides; all or nothing."""
+        found: dict[str, Any] = {}
+        for v in p.value.split(","):
+            if not v:
+                continue
+            if "/" in v or p.param("VALUE") == "PERIOD":
+                a_s, b_s = v.split("/", 1)
+                a_dt, _ = self.in_zone(p, a_s, zone, where + " RDATE")
+                patch: dict[str, Any] = {}
+                if b_s.upper().lstrip("+-").startswith("P"):
+                    d = normalize_duration(b_s, where + " RDATE")
+                else:
+                    b_dt, _ = self.in_zone(p, b_s, zone, where + " RDATE")
+                    d = fmt_duration(b_dt - a_dt)
+                if d != obj.get("duration"):
+                    patch["duration"] = d
+                found[local_str(a_dt)] = patch
+            else:
+                r_dt, _ = self.in_zone(p, v, zone, where + " RDATE")
+                found[local_str(r_dt)] = {}
+        overrides.update(found)
 
     def rule(self, p: Prop, zone: tzinfo | None, is_date: bool, where: str) -> dict[str, Any]:
         rule, until = parse_rrule(p.value, f"{where} {p.name}")
@@ -436,8 +482,6 @@ class _Conv:
         if summary is not None:
             obj["title"] = unescape_text(summary.value)
             keep(summary, "title", set())
-        for extra in comp.all("SUMMARY")[1:]:
-            unmapped.append(jcal_prop(extra))
         desc = comp.get("DESCRIPTION")
         html = None
         for p in comp.props:
@@ -453,7 +497,8 @@ class _Conv:
             obj["descriptionContentType"] = "text/html"
             if desc is not None:
                 unmapped.append(jcal_prop(desc))
-            keep(html, "description", {"FMTTYPE", "VALUE"})
+            alt = html.name.lower() if html.name != "STYLED-DESCRIPTION" else None
+            keep(html, "description", {"FMTTYPE", "VALUE"}, alt)
             for p in comp.props:
                 if p is not html and p.name in ("STYLED-DESCRIPTION", "X-ALT-DESC"):
                     unmapped.append(jcal_prop(p))
@@ -466,16 +511,19 @@ class _Conv:
             if desc is not None:
                 obj["description"] = unescape_text(desc.value)
                 keep(desc, "description", set())
-        for extra in comp.all("DESCRIPTION")[1:]:
-            unmapped.append(jcal_prop(extra))
 
     def people(self, comp: Comp, obj: dict[str, Any], keep: Any) -> None:
         parts: dict[str, dict[str, Any]] = {}
         known = {
             "CN", "EMAIL", "ROLE", "PARTSTAT", "RSVP", "CUTYPE", "DELEGATED-TO", "DELEGATED-FROM",
             "MEMBER", "SCHEDULE-AGENT", "SCHEDULE-FORCE-SEND", "SCHEDULE-STATUS", "SENT-BY",
-            "LANGUAGE",
+            "LANGUAGE", "X-JMAP-ID",
         }  # fmt: skip
+        ids = {
+            p.value.lower(): p.param("X-JMAP-ID") or _pid(p.value)
+            for p in comp.props
+            if p.name in ("ORGANIZER", "ATTENDEE")
+        }
         org = comp.get("ORGANIZER")
         if org is not None:
             obj["replyTo"] = {
@@ -485,7 +533,7 @@ class _Conv:
             if p.name not in ("ORGANIZER", "ATTENDEE"):
                 continue
             addr = p.value
-            pid = _pid(addr)
+            pid = ids[addr.lower()]
             part = parts.setdefault(pid, {"@type": "Participant"})
             keep(p, "replyTo" if p.name == "ORGANIZER" else f"participants/{pid}", known)
             roles = part.setdefault("roles", {})
@@ -514,7 +562,7 @@ class _Conv:
                 ):
                     vals = p.params.get(param)
                     if vals:
-                        part[key] = {_pid(v): True for v in vals}
+                        part[key] = {ids.get(v.lower(), _pid(v)): True for v in vals}
             cn = p.param("CN")
             if cn:
                 part["name"] = cn
@@ -524,7 +572,8 @@ class _Conv:
             elif addr.lower().startswith("mailto:"):
                 part.setdefault("email", addr[7:])
             method = "imip" if addr.lower().startswith("mailto:") else "other"
-            part["sendTo"] = {method: addr}
+            if p.name == "ATTENDEE" or "sendTo" not in part:
+                part["sendTo"] = {method: addr}
             cut = p.param("CUTYPE")
             if cut:
                 kind = T.CUTYPE.get(cut.upper())
@@ -570,13 +619,13 @@ class _Conv:
     def places(self, comp: Comp, obj: dict[str, Any], keep: Any, where: str) -> None:
         locs: dict[str, Any] = obj.get("locations", {})
         for i, p in enumerate(comp.all("LOCATION"), 1):
-            lid = str(i)
+            lid = p.param("X-JMAP-ID") or str(i)
             loc: dict[str, Any] = {"@type": "Location", "name": unescape_text(p.value)}
             altrep = p.param("ALTREP")
             if altrep:
                 loc["links"] = {"1": {"@type": "Link", "href": altrep}}
             locs[lid] = loc
-            keep(p, f"locations/{lid}", {"ALTREP"})
+            keep(p, f"locations/{lid}", {"ALTREP", "X-JMAP-ID"})
         geo = comp.get("GEO")
         if geo is not None:
             lat, _, lon = geo.value.replace(",", ";").partition(";")
@@ -595,17 +644,18 @@ class _Conv:
             feats = p.params.get("FEATURE")
             if feats:
                 vl["features"] = {f.lower(): True for f in feats}
-            vlocs[str(i)] = vl
-            keep(p, f"virtualLocations/{i}", {"LABEL", "FEATURE", "VALUE"})
+            vid = p.param("X-JMAP-ID") or str(i)
+            vlocs[vid] = vl
+            keep(p, f"virtualLocations/{vid}", {"LABEL", "FEATURE", "VALUE", "X-JMAP-ID"})
         if vlocs:
             obj["virtualLocations"] = vlocs
         links: dict[str, Any] = {}
         for p in comp.all("URL"):
-            lid = str(len(links) + 1)
+            lid = p.param("X-JMAP-ID") or str(len(links) + 1)
             links[lid] = {"@type": "Link", "href": p.value, "rel": "describedby"}
-            keep(p, f"links/{lid}", {"VALUE"})
+            keep(p, f"links/{lid}", {"VALUE", "X-JMAP-ID"})
         for p in comp.all("ATTACH"):
-            lid = str(len(links) + 1)
+            lid = p.param("X-JMAP-ID") or str(len(links) + 1)
             fmt = p.param("FMTTYPE")
             if (p.param("ENCODING") or "").upper() == "BASE64":
                 href = f"data:{fmt or 'application/octet-stream'};base64,{p.value}"
@@ -621,7 +671,9 @@ class _Conv:
             if title:
                 link["title"] = title
             links[lid] = link
-            keep(p, f"links/{lid}", {"FMTTYPE", "ENCODING", "VALUE", "SIZE", "FILENAME"})
+            keep(
+                p, f"links/{lid}", {"FMTTYPE", "ENCODING", "VALUE", "SIZE", "FILENAME", "X-JMAP-ID"}
+            )
         if links:
             obj["links"] = links
         del where
@@ -694,10 +746,22 @@ def _instance_patch(master: dict[str, Any], inst: dict[str, Any], rid: str) -> d
     # calendar-level data is the same for every component of one calendar
     for d in (base, other):
         if VENDOR in d:
-            d[VENDOR] = {k: v for k, v in d[VENDOR].items() if k != "calendarProperties"}
+            d[VENDOR] = {
+                k: v
+                for k, v in d[VENDOR].items()
+                if k not in ("calendarProperties", "calendarComponents")
+            }
             if not d[VENDOR]:
                 del d[VENDOR]
     return diff(base, other)
+
+
+def _zone_of(conv: _Conv, obj: dict[str, Any], where: str) -> tzinfo | None:
+    tzname = obj.get("timeZone")
+    if isinstance(tzname, str):
+        hit = conv.zones.resolve(tzname[1:] if tzname.startswith("/") else tzname, where)
+        return hit[1] if hit is not None else None
+    return None
 
 
 def convert_calendar(cal: Comp) -> list[dict[str, Any]]:
@@ -731,15 +795,13 @@ def convert_calendar(cal: Comp) -> list[dict[str, Any]]:
             # an orphan instance (e.g. an invitation to one occurrence): it becomes the object
             masters[uid] = inst
             order.append(uid)
-            rdt, _, _, _ = conv.when(ridp, where)
-            inst.setdefault(VENDOR, {}).setdefault("recurrenceId", local_str(rdt))
+            rdt, _ = conv.in_zone(ridp, ridp.value, _zone_of(conv, inst, where), where)
+            vend = inst.setdefault(VENDOR, {})
+            vend["recurrenceId"] = local_str(rdt)
+            if ridp.param("RANGE"):
+                vend["recurrenceIdRange"] = (ridp.param("RANGE") or "").upper()
             continue
-        zone: tzinfo | None = None
-        tzname = master.get("timeZone")
-        if isinstance(tzname, str):
-            zone = conv.zones.resolve(tzname.lstrip("/"), where)[1]
-        rdt, _ = conv.in_zone(ridp, ridp.value, zone, where)
-        rid = local_str(rdt)
+        rid = local_str(conv.in_zone(ridp, ridp.value, _zone_of(conv, master, where), where)[0])
         patch = _instance_patch(master, inst, rid)
         rng = ridp.param("RANGE")
         if rng:

@@ -132,6 +132,7 @@ class _Cal:
         self.iana: list[str] = []
         self.custom: dict[str, dict[str, Any]] = {}
         self.cal_props: list[Any] = []
+        self.cal_comps: list[Any] = []
         self.cal_seen: set[str] = set()
         self.method: str | None = None
 
@@ -256,6 +257,14 @@ def _conv_params(obj: dict[str, Any], pointer: str) -> dict[str, str | list[str]
     return _jcal_params(entry.get("parameters"))
 
 
+def _conv_name(obj: dict[str, Any], pointer: str, default: str) -> str:
+    vendor = obj.get(VENDOR)
+    cp = vendor.get("convertedProperties") if isinstance(vendor, dict) else None
+    entry = cp.get(pointer) if isinstance(cp, dict) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return name.upper() if isinstance(name, str) and name else default
+
+
 def _merge(params: dict[str, Any], extra: dict[str, str | list[str]]) -> dict[str, Any]:
     if extra:
         params = {**params, **extra}
@@ -314,6 +323,11 @@ class _ObjWriter:
             if key not in self.cal.cal_seen:
                 self.cal.cal_seen.add(key)
                 self.cal.cal_props.append(cp)
+        for cc in vendor.get("calendarComponents") or []:
+            key = json.dumps(cc, sort_keys=True)
+            if key not in self.cal.cal_seen:
+                self.cal.cal_seen.add(key)
+                self.cal.cal_comps.append(cc)
         t = _Time(obj, self.cal, where)
         orphan_rid = vendor.get("recurrenceId")
         self.component(kind, obj, t, where, rid=orphan_rid if isinstance(orphan_rid, str) else None)
@@ -338,7 +352,7 @@ class _ObjWriter:
                 fv = {
                     k: v
                     for k, v in fv.items()
-                    if k not in ("recurrenceIdRange", "calendarProperties")
+                    if k not in ("recurrenceIdRange", "calendarProperties", "calendarComponents")
                 }
                 full[VENDOR] = fv
             it = _Time(full, self.cal, where)
@@ -423,7 +437,7 @@ class _ObjWriter:
             extra = _conv_params(obj, "description")
             if ctype.startswith("text/html"):
                 w.text(
-                    "STYLED-DESCRIPTION",
+                    _conv_name(obj, "description", "STYLED-DESCRIPTION"),
                     desc,
                     _merge({"VALUE": "TEXT", "FMTTYPE": "text/html"}, extra),
                 )
@@ -618,7 +632,8 @@ class _ObjWriter:
                 cutype = T.CUTYPE_REV.get(kind, kind.upper())
             if "owner" in roles:
                 has_owner = True
-                w.raw("ORGANIZER", addr, _merge(common, _conv_params(obj, "replyTo")))
+                org = reply_addr if reply_addr and reply_addr.lower() == addr.lower() else addr
+                w.raw("ORGANIZER", org, _merge(common, _conv_params(obj, "replyTo")))
                 if roles == {"owner"}:
                     continue
             params = dict(common)
@@ -862,6 +877,8 @@ class _Occurs:
     def occurs(self, key: str) -> bool:
         if not self.rrules:
             return False
+        if self._set is False:
+            return True
         if self._set is None:
             from dateutil.rrule import rruleset, rrulestr
 
@@ -885,8 +902,11 @@ class _Occurs:
                     if isinstance(parsed, rruleset):
                         raise TypeError("a set where one rule was expected")
                     rs.rrule(parsed)
-                except (ValueError, TypeError) as e:
-                    raise ConversionError(f"recurrence rule {r!r}: {e}", where=self.where) from None
+                except (ValueError, TypeError):
+                    # dateutil lacks RSCALE and a few other parts: then we cannot tell, and
+                    # writing no RDATE is the choice that never adds an occurrence
+                    self._set = False
+                    return True
             self._set = rs
         kdt, _ = parse_local(key[:19], self.where)
         try:
@@ -926,5 +946,10 @@ def jscal_objects_to_ical(objs: Iterable[dict[str, Any]]) -> str:
     for tzid, tzobj in cal.custom.items():
         parts.append(_timezone_text(tzid, tzobj))
     parts.append(cal.w.getvalue())
+    if cal.cal_comps:
+        tail = Writer()
+        for cc in cal.cal_comps:
+            _write_jcal_comp(tail, cc)
+        parts.append(tail.getvalue())
     parts.append("END:VCALENDAR\r\n")
     return "".join(parts)
