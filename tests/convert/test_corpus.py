@@ -1,7 +1,7 @@
 """Real-world corpus: every .ics in icalendar's own test suite survives ical → JSCalendar → ical.
 
 RFC 5545 as written by many producers. A file counts when icalendar parses it without errors and
-it holds a VEVENT or VTODO; it must then keep its occurrences over 1990–2040 and the value of
+it holds a VEVENT or VTODO; it must then keep its occurrences over 1990-2040 and the value of
 every property it had (see ``corpus.py``). Known exceptions are listed with a reason each; any
 new failure, and any listed exception that starts passing, fails the suite.
 """

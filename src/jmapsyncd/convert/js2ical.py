@@ -637,7 +637,7 @@ class _ObjWriter:
                 if roles == {"owner"}:
                     continue
             params = dict(common)
-            if cutype and cutype != "INDIVIDUAL":
+            if cutype:
                 params["CUTYPE"] = cutype
             if "chair" in roles:
                 params["ROLE"] = "CHAIR"
