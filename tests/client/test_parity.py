@@ -1,0 +1,47 @@
+"""The async client mirrors the sync client: same public methods, same parameters, coroutines."""
+
+from __future__ import annotations
+
+import inspect
+
+from jmapsyncd.jmap import AsyncJMAPClient, JMAPClient
+
+
+def _public(cls: type) -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(member)
+        for name, member in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_") and name != "close"
+    }
+
+
+def test_same_public_methods_and_parameters() -> None:
+    sync, async_ = _public(JMAPClient), _public(AsyncJMAPClient)
+    assert set(sync) == set(async_)
+    for name, sig in sync.items():
+        assert list(sig.parameters) == list(async_[name].parameters), name
+        for param in sig.parameters.values():
+            assert param.default == async_[name].parameters[param.name].default, name
+
+
+def test_async_methods_are_coroutines() -> None:
+    for name in _public(AsyncJMAPClient):
+        assert inspect.iscoroutinefunction(getattr(AsyncJMAPClient, name)), name
+
+
+def test_reference_methods_exist() -> None:
+    reference = {
+        "get_calendars", "create_event", "get_event", "update_event", "delete_event",
+        "search_events", "get_sync_token", "get_objects_by_sync_token", "create_task",
+        "get_task", "update_task", "delete_task", "get_task_lists",
+    }  # fmt: skip
+    assert reference <= set(_public(JMAPClient))
+    sig = inspect.signature(JMAPClient.search_events)
+    assert [(p.name, p.default) for p in list(sig.parameters.values())[1:]] == [
+        ("calendar_id", None), ("start", None), ("end", None), ("text", None)
+    ]  # fmt: skip
+    init = inspect.signature(JMAPClient.__init__)
+    assert [(p.name, p.default) for p in list(init.parameters.values())[1:]] == [
+        ("url", inspect.Parameter.empty), ("username", None), ("password", None),
+        ("auth", None), ("auth_type", None), ("timeout", 30),
+    ]  # fmt: skip
