@@ -637,10 +637,10 @@ def _set(call: Call, type_name: str, args: Obj) -> Obj:
         for ref, patch in update.items():
             real = call.resolve(ref)
             try:
-                if real is not None and real in to_destroy and dialect == "stalwart":
-                    raise SetErr("willDestroy", "ID will be destroyed.")
                 if real is None or real not in collection:
                     raise SetErr("notFound")
+                if real in to_destroy and dialect == "stalwart":
+                    raise SetErr("willDestroy", "ID will be destroyed.")
                 if not isinstance(patch, dict):
                     raise SetErr("invalidPatch", "Patch must be an object.")
                 _update_one(call, type_name, real, patch, uids_before)
