@@ -208,6 +208,28 @@ class TestItems:
         # still planner status: re-planning re-sends the update, which is idempotent
         assert "E1" in db.item_status(cal.id)
 
+    def test_settle_after_a_crashed_update_adopts_the_server_hash(
+        self, db: StateDB, cal: CollectionRow
+    ) -> None:
+        self.synced(db, cal, "E1", "a.ics")
+        item = db.item_by_jmap_id(cal.id, "E1")
+        assert item is not None
+        db.mark_pending(item.id, ItemState.PENDING_UPDATE, "h2")
+        settled = db.settle(item.id, server_hash="h-server-now")
+        assert (settled.status, settled.pending_hash) == (ItemState.SYNCED, None)
+        assert db.item_status(cal.id)["E1"] == ItemStatus(
+            "E1", "a.ics", "t", "h", "h-server-now", "a"
+        )
+
+    def test_settle_of_a_row_that_is_not_pending_is_refused(
+        self, db: StateDB, cal: CollectionRow
+    ) -> None:
+        self.synced(db, cal, "E1", "a.ics")
+        item = db.item_by_jmap_id(cal.id, "E1")
+        assert item is not None
+        with pytest.raises(StoreError):
+            db.settle(item.id)
+
     def test_mark_pending_takes_only_update_or_delete(
         self, db: StateDB, cal: CollectionRow
     ) -> None:

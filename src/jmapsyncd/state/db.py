@@ -362,6 +362,23 @@ class StateDB:
         )
         return self._item_by_id(item_id)
 
+    def settle(self, item_id: int, *, server_hash: str | None = None) -> ItemRow:
+        """End a pending update or delete: the row is plain status again.
+
+        ``server_hash`` replaces the stored one. After a crash during an update, pass the hash
+        of what the server holds now: the local file still differs from the stored local hash,
+        so the planner sends the update again (idempotent), instead of seeing a conflict.
+        """
+        cursor = self._write(
+            "UPDATE items SET status = 'synced', pending_hash = NULL, "
+            "server_hash = COALESCE(?, server_hash) "
+            "WHERE id = ? AND status IN ('pending-update', 'pending-delete')",
+            (server_hash, item_id),
+        )
+        if cursor.rowcount != 1:
+            raise StoreError(f"item {item_id} is not a pending update or delete")
+        return self._item_by_id(item_id)
+
     def pending_items(self, collection_id: int | None = None) -> list[ItemRow]:
         """Journal entries of server calls that may or may not have happened (to settle)."""
         sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE status != 'synced'"
