@@ -159,11 +159,13 @@ def handle(core: Core, username: str, body: bytes, content_type: str | None) -> 
         responses: list[list[Any]] = []
         for name, args, tag in calls:
             try:
-                result = _dispatch(core, store, username, name, args, tag, responses, created_ids,
-                                   using)  # fmt: skip
+                result = _dispatch(core, store, name, args, responses, created_ids, using)
                 responses.append([name, result, tag])
             except MethodError as err:
                 responses.append(["error", err.to_json(), tag])
+            except Exception as err:  # a bug in the fake must not look like a hang
+                failure = MethodError("serverFail", f"{type(err).__name__}: {err}")
+                responses.append(["error", failure.to_json(), tag])
     response: Obj = {"methodResponses": responses, "sessionState": _session_state(core)}
     if isinstance(given_ids, dict):
         response["createdIds"] = created_ids
@@ -177,10 +179,8 @@ def _session_state(core: Core) -> str:
 def _dispatch(
     core: Core,
     store: Store,
-    username: str,
     name: str,
     args: Obj,
-    tag: str,
     responses: list[list[Any]],
     created_ids: dict[str, str],
     using: list[str],
@@ -393,10 +393,13 @@ EVENT_SORTS = {"start", "uid", "recurrenceId"}
 TASK_SORTS = {"start", "due", "uid", "title"}
 
 
-def _parse_bound(call: Call, value: Any, tz_name: Any) -> datetime:
+def _parse_bound(call: Call, type_name: str, value: Any, tz_name: Any) -> datetime:
     if not isinstance(value, str):
         raise MethodError("invalidArguments", f"Invalid datetime: {value}")
-    if call.dialect == "stalwart":
+    if type_name == "Task" and value.endswith(("Z", "z")):
+        # No server here implements Tasks; accept both forms: a trailing Z means UTC.
+        tz_name = "Etc/UTC"
+    if call.dialect == "stalwart" or type_name == "Task":
         local = timeutil.parse_lenient(value)
         if local is None:
             raise MethodError(
@@ -476,7 +479,7 @@ def _condition(
     call: Call, type_name: str, key: str, value: Any, tz_name: Any
 ) -> Callable[[Obj], bool]:
     if key in ("after", "before"):
-        bound = _parse_bound(call, value, tz_name)
+        bound = _parse_bound(call, type_name, value, tz_name)
         if type_name == "Task":
             span = timeutil.task_span
         else:
@@ -695,7 +698,7 @@ def _create_one(call: Call, type_name: str, data: Obj, uids_before: set[str]) ->
     entry: Obj = {"id": new_id}
     if dialect != "stalwart" and type_name in ("CalendarEvent", "Task"):
         entry.update({k: prepared[k] for k in ("uid", "created", "updated") if k in prepared})
-        if dialect == "cyrus36":
+        if dialect == "cyrus36" and type_name == "CalendarEvent":
             rendered = objects.render_event(dialect, store.events[new_id], store.username)
             entry.update({k: rendered[k] for k in ("x-href", "blobId")})
     return new_id, entry

@@ -184,15 +184,16 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.dialect == "stalwart" and ping:
             ping = max(ping, 30)  # Stalwart never pings more often than every 30 s.
         wanted = None if types_arg == "*" else set(types_arg.split(","))
+        core = fake._core
+        with core.changed:
+            # Taken before the headers go out, so no change after the client connected is missed.
+            seen = core.change_counter
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        core = fake._core
-        with core.changed:
-            seen = core.change_counter
         last_ping = time.monotonic()
         try:
             while not fake._stopping.is_set():

@@ -1,0 +1,73 @@
+"""The ``python -m tests.fakeserver`` entry point and the EventSource endpoint (RFC 8620 §7.3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import niquests
+import pytest
+
+from tests.fakeserver import FakeJMAPServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_module_entry_serves_until_terminated() -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "tests.fakeserver",
+        "--dialect",
+        "ietf",
+        "--tasks",
+        "--port",
+        "0",
+    ]
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:")
+            assert url.endswith("/.well-known/jmap")
+            with niquests.Session() as http:
+                session = http.get(url, auth=("alice", "secret")).json()
+            assert "urn:ietf:params:jmap:tasks" in session["capabilities"]
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
+    assert process.returncode == 0
+
+
+@pytest.mark.parametrize("dialect", ["stalwart", "ietf"])
+def test_event_source_sends_a_state_event(dialect: str) -> None:
+    with FakeJMAPServer(dialect=dialect) as srv:
+        cal = srv.store.default_calendar_id
+        url = f"{srv.base_url}/jmap/eventsource/?types=*&closeafter=state&ping=0"
+        ready = threading.Event()
+        lines: list[str] = []
+
+        def listen() -> None:
+            with niquests.Session() as http:
+                response = http.get(url, auth=(srv.username, srv.password), stream=True, timeout=10)
+                ready.set()
+                for line in response.iter_lines(decode_unicode=True):
+                    lines.append(line if isinstance(line, str) else line.decode())
+                response.close()
+
+        thread = threading.Thread(target=listen)
+        thread.start()
+        assert ready.wait(10)
+        event_id = srv.store.add_event(cal, {"uid": "pushed"})
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert "event: state" in lines
+    data = json.loads(next(line for line in lines if line.startswith("data: "))[6:])
+    assert data["@type"] == "StateChange"
+    assert data["changed"][srv.account_id]["CalendarEvent"] == srv.store.state("CalendarEvent")
+    assert event_id in srv.store.events
