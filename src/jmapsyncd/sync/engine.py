@@ -1,0 +1,886 @@
+"""The sync engine: one two-way pass between a JMAP account and the vdir.
+
+Promise: :meth:`SyncEngine.sync` brings every calendar (and, when the server offers JMAP Tasks,
+every task list) of the account and its vdir folder together, and returns a :class:`SyncReport`.
+It asks the server only for what changed since the stored state token (RFC 8620 §5.2), falls back
+to a full listing when there is no token or the server answers ``cannotCalculateChanges``, lets
+the pure planner (:mod:`jmapsyncd.sync.plan`) decide item by item, and carries the plan out.
+
+Safety rules, each with the reason it exists:
+
+* A state token is stored only after every change it covers has been applied; a pass that fails
+  half-way leaves the old token, so the next pass sees the same changes again.
+* Every server call is journaled in the state database first (``begin_create``/``mark_pending``)
+  and every file write happens before its status row is recorded. After a crash, what the server
+  or the vdir already holds is recognised by UID and content (:func:`same_content`) and linked,
+  never copied twice.
+* A local file that cannot be read or converted is reported and left alone: it is never pushed,
+  deleted or rewritten, and its server item is not deleted either.
+* Names on disk come from :mod:`jmapsyncd.vdir.names` (hashed when unsafe), never from raw ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from jmapsyncd.convert import ical_to_jscal, jscal_to_ical
+from jmapsyncd.errors import (
+    CannotCalculateChanges,
+    ConversionError,
+    JMAPSetError,
+    PreconditionFailed,
+    StoreError,
+)
+from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.state import StateDB
+from jmapsyncd.state.rows import CollectionKind, CollectionRow, ItemState
+from jmapsyncd.sync.plan import (
+    Action,
+    Conflict,
+    ConflictPolicy,
+    DeleteLocal,
+    DeleteRemote,
+    DownloadNew,
+    DownloadUpdate,
+    ForgetStatus,
+    ItemStatus,
+    LocalEntry,
+    RecordStatus,
+    ServerChanges,
+    ServerEntry,
+    UploadNew,
+    UploadUpdate,
+    apply_changes,
+    plan,
+)
+from jmapsyncd.vdir import Item, Vdir, VdirCollection, etag_of, href_for_uid
+
+log = logging.getLogger(__name__)
+
+TASKS_CAPABILITY = "urn:ietf:params:jmap:tasks"
+
+# Properties a server sets or bumps by itself: they never make two versions differ in meaning.
+_VOLATILE = frozenset(
+    {"id", "calendarIds", "taskListId", "created", "updated", "sequence", "prodId", "@type"}
+)
+# Never sent in an update patch: identity, and properties servers treat as immutable.
+_NOT_PATCHED = frozenset({"id", "uid", "@type", "isOrigin", "baseEventId", "method"})
+
+
+class SyncClient(Protocol):
+    """The part of :class:`jmapsyncd.jmap.JMAPClient` the engine uses (its sync API)."""
+
+    def get_session(self) -> Any: ...
+    def fetch_calendars(self) -> tuple[list[dict[str, Any]], str]: ...
+    def create_calendar(self, name: str, color: str | None = None) -> str: ...
+    def update_calendar(self, calendar_id: str, patch: dict[str, Any]) -> None: ...
+    def event_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet: ...
+    def get_events(self, ids: Iterable[str]) -> list[dict[str, Any]]: ...
+    def get_all_events(
+        self, calendar_id: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]: ...
+    def set_events(
+        self,
+        create: Mapping[str, dict[str, Any]] | None = None,
+        update: Mapping[str, dict[str, Any]] | None = None,
+        destroy: Iterable[str] | None = None,
+    ) -> SetResult: ...
+    def get_task_lists(self) -> list[dict[str, Any]]: ...
+    def create_task_list(self, name: str) -> str: ...
+    def task_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet: ...
+    def get_tasks(self, ids: Iterable[str]) -> list[dict[str, Any]]: ...
+    def get_all_tasks(self) -> tuple[list[dict[str, Any]], str]: ...
+    def set_tasks(
+        self,
+        create: Mapping[str, dict[str, Any]] | None = None,
+        update: Mapping[str, dict[str, Any]] | None = None,
+        destroy: Iterable[str] | None = None,
+    ) -> SetResult: ...
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    """What one pass did; ``errors`` are per-item problems that did not stop the pass."""
+
+    downloaded: int = 0
+    uploaded: int = 0
+    deleted_local: int = 0
+    deleted_remote: int = 0
+    conflicts: int = 0
+    collections_created: int = 0
+    collections_deleted: int = 0
+    full: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        return self.downloaded + self.uploaded + self.deleted_local + self.deleted_remote
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """Events in calendars, or tasks in task lists: the same sync over different methods."""
+
+    collection_kind: CollectionKind
+    token_type: str
+    list_collections: Callable[[], list[dict[str, Any]]]
+    create_collection: Callable[[str, str | None], str]
+    changes: Callable[[str], ChangeSet]
+    get: Callable[[Iterable[str]], list[dict[str, Any]]]
+    get_all: Callable[[], tuple[list[dict[str, Any]], str]]
+    set: Callable[..., SetResult]
+
+    def collection_of(self, obj: Mapping[str, Any]) -> str | None:
+        if self.collection_kind == "tasklist":
+            value = obj.get("taskListId")
+            return value if isinstance(value, str) else None
+        ids = obj.get("calendarIds")
+        if isinstance(ids, Mapping):
+            chosen = sorted(k for k, v in ids.items() if v)
+            return chosen[0] if chosen else None
+        return None
+
+    def place(self, obj: dict[str, Any], collection_id: str) -> dict[str, Any]:
+        if self.collection_kind == "tasklist":
+            return {**obj, "taskListId": collection_id}
+        return {**obj, "calendarIds": {collection_id: True}}
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def server_hash(obj: Mapping[str, Any]) -> str:
+    """A stable digest of a server object as received (key order does not matter)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _meaning(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if v is not None and k not in _VOLATILE}
+
+
+def same_content(local_text: str, server_obj: Mapping[str, Any]) -> bool:
+    """Whether a local file and a server object say the same thing.
+
+    Both go through the converter to the same form first, so a file we wrote from this object,
+    or an object the server made from this file, compares equal. Used to link the two sides after
+    a crash instead of copying an item twice; when unsure it answers False (a conflict, in which
+    the configured policy loses nothing).
+    """
+    try:
+        [local] = ical_to_jscal(local_text)
+        [server] = ical_to_jscal(jscal_to_ical(dict(server_obj)))
+    except (ConversionError, ValueError):
+        return False
+    return _meaning(local) == _meaning(server)
+
+
+def update_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A PatchObject (RFC 8620 §5.3) turning server object ``old`` into converted file ``new``.
+
+    Properties the file no longer has are removed, but only those the converter could have
+    produced: server-only properties are left alone.
+    """
+    patch = {
+        k: v
+        for k, v in new.items()
+        if k not in _NOT_PATCHED and k not in _VOLATILE and old.get(k) != v
+    }
+    try:
+        [round_trip] = ical_to_jscal(jscal_to_ical(dict(old)))
+        ours = set(round_trip)
+    except (ConversionError, ValueError):
+        ours = set()
+    for key in ours - set(new) - _NOT_PATCHED - _VOLATILE:
+        if old.get(key) is not None:
+            patch[key] = None
+    return patch
+
+
+def _fresh_uid(uid: str | None, text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{uid or 'item'}-conflict-{digest}"
+
+
+def _replace_uid(text: str, old: str | None, new: str) -> str:
+    """The same iCalendar text with every component's UID set to ``new``."""
+    objects = ical_to_jscal(text)
+    for obj in objects:
+        obj["uid"] = new
+    if old is None and not objects:
+        return text
+    return jscal_to_ical(objects)
+
+
+# -- the engine --------------------------------------------------------------------------------
+
+
+class SyncEngine:
+    """Runs sync passes for one account; not thread-safe (the daemon has one worker)."""
+
+    def __init__(
+        self,
+        client: SyncClient,
+        vdir: Vdir,
+        db: StateDB,
+        *,
+        policy: ConflictPolicy = ConflictPolicy.KEEP_BOTH,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.vdir = vdir
+        self.db = db
+        self.policy = policy
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        self.progress = progress
+        self._own_lock = threading.Lock()
+        self._own_writes: dict[Path, str | None] = {}
+        self._account: str | None = None
+        self._kinds: list[_Kind] | None = None
+
+    # -- own writes (for the file watcher) -------------------------------------------------------
+
+    def is_own_write(self, path: Path) -> bool:
+        """True if ``path`` is exactly as the engine last left it (so a file event is ours)."""
+        with self._own_lock:
+            if path not in self._own_writes:
+                return False
+            expected = self._own_writes[path]
+        try:
+            current: str | None = etag_of(path.stat())
+        except FileNotFoundError:
+            current = None
+        except OSError:
+            return False
+        return current == expected
+
+    def _remember(self, collection: VdirCollection, href: str, etag: str | None) -> None:
+        with self._own_lock:
+            self._own_writes[collection.path / href] = etag
+
+    # -- setup -----------------------------------------------------------------------------------
+
+    def account_id(self) -> str:
+        if self._account is None:
+            self._account = str(self.client.get_session().account_id)
+        return self._account
+
+    def kinds(self) -> list[_Kind]:
+        if self._kinds is None:
+            c = self.client
+            kinds = [
+                _Kind(
+                    "calendar",
+                    "CalendarEvent",
+                    lambda: c.fetch_calendars()[0],
+                    lambda name, color: c.create_calendar(name, color),
+                    c.event_changes,
+                    c.get_events,
+                    c.get_all_events,
+                    c.set_events,
+                )
+            ]
+            if self.client.get_session().has(TASKS_CAPABILITY):
+                kinds.append(
+                    _Kind(
+                        "tasklist",
+                        "Task",
+                        c.get_task_lists,
+                        lambda name, _color: c.create_task_list(name),
+                        c.task_changes,
+                        c.get_tasks,
+                        c.get_all_tasks,
+                        c.set_tasks,
+                    )
+                )
+            self._kinds = kinds
+        return self._kinds
+
+    def _wanted(self, collection: Mapping[str, Any]) -> bool:
+        keys = {str(collection.get("id")), str(collection.get("name"))}
+        if self.include and not keys & set(self.include):
+            return False
+        return not keys & set(self.exclude)
+
+    # -- one pass --------------------------------------------------------------------------------
+
+    def sync(self) -> SyncReport:
+        """One two-way pass over every collection; raises on transport or auth failure."""
+        report = SyncReport()
+        self._adopt_new_folders(report)
+        for kind in self.kinds():
+            self._sync_kind(kind, report)
+        return report
+
+    def _sync_kind(self, kind: _Kind, report: SyncReport) -> None:
+        account = self.account_id()
+        collections = self._sync_collections(kind, report)
+        by_jmap = {row.jmap_id: row for row in collections}
+
+        token = self.db.get_token(account, kind.token_type)
+        changes: ChangeSet | None = None
+        if token is not None:
+            try:
+                changes = kind.changes(token)
+            except CannotCalculateChanges:
+                log.warning(
+                    "%s: the server cannot list changes since our state; full resync",
+                    kind.token_type,
+                )
+        if changes is None:
+            objects, new_state = kind.get_all()
+            report.full = True
+        else:
+            wanted = [*changes.created, *changes.updated]
+            objects = kind.get(wanted) if wanted else []
+            new_state = changes.new_state
+
+        per_collection: dict[str, dict[str, dict[str, Any]]] = {j: {} for j in by_jmap}
+        for obj in objects:
+            jmap_id = obj.get("id")
+            home = kind.collection_of(obj)
+            if isinstance(jmap_id, str) and home in per_collection:
+                per_collection[home][jmap_id] = obj
+
+        plans: list[tuple[CollectionRow, VdirCollection, dict[str, dict[str, Any]], list[Action]]]
+        plans = []
+        for row in collections:
+            coll = self._open(row)
+            status = self.db.item_status(row.id)
+            fetched = per_collection[row.jmap_id]
+            if changes is None:
+                server = {jid: self._entry(obj) for jid, obj in fetched.items()}
+            else:
+                # An object that moved to another collection is gone from this one.
+                moved = {
+                    jid
+                    for jid in status
+                    if jid not in fetched and any(jid in other for other in per_collection.values())
+                }
+                server = apply_changes(
+                    status,
+                    ServerChanges(
+                        changed={jid: self._entry(obj) for jid, obj in fetched.items()},
+                        destroyed=frozenset(changes.destroyed) | moved,
+                    ),
+                )
+            local = self._local_view(row, coll, status, report)
+            actions = plan(server, local, status, self.policy)
+            plans.append((row, coll, fetched, actions))
+
+        # Deletions first, so an item moved between folders never exists twice on the server.
+        for row, coll, fetched, actions in plans:
+            self._execute(kind, row, coll, fetched, [a for a in actions if _is_delete(a)], report)
+        for row, coll, fetched, actions in plans:
+            self._execute(
+                kind, row, coll, fetched, [a for a in actions if not _is_delete(a)], report
+            )
+            self.db.record_run(row.id, "pull")
+            self.db.record_run(row.id, "push")
+        # Every change the state covers is applied (or reported as an item error): keep it.
+        self.db.set_token(account, kind.token_type, new_state)
+
+    # -- collections -----------------------------------------------------------------------------
+
+    def _open(self, row: CollectionRow) -> VdirCollection:
+        try:
+            return self.vdir.get_collection(row.folder)
+        except StoreError:
+            return self.vdir.create_collection(row.jmap_id)
+
+    def _sync_collections(self, kind: _Kind, report: SyncReport) -> list[CollectionRow]:
+        """Mirror the server's collections of this kind into folders; returns the live rows."""
+        account = self.account_id()
+        server = [c for c in kind.list_collections() if isinstance(c.get("id"), str)]
+        known = {
+            r.jmap_id: r for r in self.db.collections(account) if r.kind == kind.collection_kind
+        }
+        live: list[CollectionRow] = []
+        for cal in server:
+            jmap_id: str = cal["id"]
+            if not self._wanted(cal):
+                continue
+            row = known.pop(jmap_id, None)
+            name = cal.get("name") if isinstance(cal.get("name"), str) else None
+            color = cal.get("color") if isinstance(cal.get("color"), str) else None
+            if row is not None:
+                try:
+                    coll = self.vdir.get_collection(row.folder)
+                except StoreError:
+                    # The folder was removed locally. The server stays the truth for what a
+                    # collection holds: forget the items so they are downloaded again rather
+                    # than deleted from the server.
+                    log.warning("folder %s is gone; downloading %s again", row.folder, name)
+                    for item in self.db.items(row.id):
+                        self.db.forget_item(item.id)
+                    coll = self.vdir.create_collection(jmap_id)
+                name, color = self._merge_metadata(kind, row, coll, name, color, cal)
+            else:
+                coll = self.vdir.create_collection(jmap_id)
+                report.collections_created += 1
+            self._write_metadata(coll, name, color, report)
+            live.append(
+                self.db.upsert_collection(
+                    account, jmap_id, kind.collection_kind, coll.name, name, color
+                )
+            )
+        for row in known.values():
+            self._collection_gone(row, report)
+        return live
+
+    def _merge_metadata(
+        self,
+        kind: _Kind,
+        row: CollectionRow,
+        coll: VdirCollection,
+        name: str | None,
+        color: str | None,
+        cal: Mapping[str, Any],
+    ) -> tuple[str | None, str | None]:
+        """Local ``displayname``/``color`` edits go to the server unless it changed them too."""
+        if kind.collection_kind != "calendar":
+            return name, color
+        patch: dict[str, Any] = {}
+        local_name = coll.get_displayname()
+        if local_name and local_name != row.name and name == row.name:
+            patch["name"] = name = local_name
+        try:
+            local_color = coll.get_color()
+        except StoreError:
+            local_color = None
+        if local_color and local_color != row.color and color == row.color:
+            patch["color"] = color = local_color
+        if patch:
+            self.client.update_calendar(str(cal["id"]), patch)
+        return name, color
+
+    def _write_metadata(
+        self, coll: VdirCollection, name: str | None, color: str | None, report: SyncReport
+    ) -> None:
+        if name is not None and coll.get_displayname() != name:
+            coll.set_displayname(name)
+        if color is not None:
+            try:
+                if coll.get_color() != color.upper() and coll.get_color() != color:
+                    coll.set_color(color)
+            except StoreError as exc:
+                report.errors.append(f"{coll.name}: colour {color!r} not written: {exc}")
+
+    def _collection_gone(self, row: CollectionRow, report: SyncReport) -> None:
+        """The server deleted a collection: remove the folder unless it holds unpushed edits."""
+        try:
+            coll = self.vdir.get_collection(row.folder)
+        except StoreError:
+            self.db.delete_collection(row.id)
+            return
+        status = {s.href: s for s in self.db.item_status(row.id).values()}
+        unpushed = [
+            href
+            for href, etag in coll.list()
+            if href not in status or status[href].local_etag != etag
+        ]
+        if unpushed:
+            message = (
+                f"collection {row.name or row.jmap_id} was deleted on the server; its folder "
+                f"{row.folder} is kept because it holds {len(unpushed)} unsynced local edit(s)"
+            )
+            log.warning(message)
+            self.db.clear_errors(collection_id=row.id, href="")
+            self.db.record_error(message, collection_id=row.id, href="")
+            report.errors.append(message)
+            return
+        try:
+            self.vdir.delete_collection(row.folder)
+        except StoreError as exc:
+            report.errors.append(str(exc))
+            return
+        self.db.delete_collection(row.id)
+        report.collections_deleted += 1
+
+    def _adopt_new_folders(self, report: SyncReport) -> None:
+        """A new folder with a ``displayname`` becomes a new collection on the server."""
+        account = self.account_id()
+        known = {r.folder for r in self.db.collections(account)}
+        for folder in list(self.vdir.list_collections()):
+            if folder in known:
+                continue
+            coll = self.vdir.get_collection(folder)
+            name = coll.get_displayname()
+            if not name:
+                continue
+            kind = self._kind_for_folder(coll)
+            if kind is None:
+                report.errors.append(f"{folder}: holds tasks, but the server has no JMAP Tasks")
+                continue
+            try:
+                color = coll.get_color()
+            except StoreError:
+                color = None
+            jmap_id = kind.create_collection(name, color)
+            log.info(
+                "created %s %r on the server for folder %s", kind.collection_kind, name, folder
+            )
+            self.db.upsert_collection(account, jmap_id, kind.collection_kind, folder, name, color)
+            report.collections_created += 1
+
+    def _kind_for_folder(self, coll: VdirCollection) -> _Kind | None:
+        kinds = {k.collection_kind: k for k in self.kinds()}
+        for href, _etag in coll.list():
+            try:
+                item, _ = coll.get(href)
+            except StoreError:
+                continue
+            if "BEGIN:VTODO" in item.text.upper():
+                return kinds.get("tasklist")
+            if "BEGIN:VEVENT" in item.text.upper():
+                return kinds["calendar"]
+        return kinds["calendar"]
+
+    # -- local side ------------------------------------------------------------------------------
+
+    def _local_view(
+        self,
+        row: CollectionRow,
+        coll: VdirCollection,
+        status: Mapping[str, ItemStatus],
+        report: SyncReport,
+    ) -> dict[str, LocalEntry]:
+        """The planner's view of the folder; unreadable files are reported and frozen."""
+        by_href = {s.href: s for s in status.values()}
+        self.db.clear_errors(collection_id=row.id)
+        view: dict[str, LocalEntry] = {}
+        for href, etag in coll.list():
+            known = by_href.get(href)
+            if known is not None and known.local_etag == etag:
+                view[href] = LocalEntry(etag, None, known.uid)
+                continue
+            problem: str | None = None
+            uid: str | None = None
+            digest: str | None = None
+            try:
+                item, etag = coll.get(href)
+                digest = item.hash
+                uid = item.uid
+                objects = ical_to_jscal(item.text)
+                if len(objects) != 1:
+                    problem = f"holds {len(objects)} items (one UID per file is expected)"
+                else:
+                    uid = objects[0].get("uid") or uid
+            except PreconditionFailed:
+                continue  # vanished while we listed: next pass
+            except (StoreError, ConversionError, ValueError) as exc:
+                problem = str(exc)
+            if problem is not None:
+                message = f"{coll.name}/{href}: {problem}; not synced until fixed"
+                log.warning(message)
+                self.db.record_error(message, collection_id=row.id, href=href)
+                report.errors.append(message)
+                if known is not None:
+                    # Frozen: as far as sync goes the file is what we last saw, so neither a
+                    # push nor a server-side delete happens because of it.
+                    view[href] = LocalEntry(known.local_etag, None, known.uid)
+                continue
+            view[href] = LocalEntry(etag, digest, uid)
+        return view
+
+    def _entry(self, obj: Mapping[str, Any]) -> ServerEntry:
+        uid = obj.get("uid")
+        return ServerEntry(server_hash(obj), uid if isinstance(uid, str) else None)
+
+    # -- carrying out the plan -------------------------------------------------------------------
+
+    def _execute(
+        self,
+        kind: _Kind,
+        row: CollectionRow,
+        coll: VdirCollection,
+        fetched: dict[str, dict[str, Any]],
+        actions: list[Action],
+        report: SyncReport,
+    ) -> None:
+        if not actions:
+            return
+        # Objects the plan needs but this pass did not fetch (conflicts, updates of old items).
+        need = {
+            a.jmap_id
+            for a in actions
+            if isinstance(a, (DownloadNew, DownloadUpdate, Conflict, UploadUpdate))
+            and a.jmap_id not in fetched
+        }
+        if need:
+            fetched = {**fetched, **{o["id"]: o for o in kind.get(sorted(need)) if "id" in o}}
+        uploads: list[tuple[str, str, str | None]] = []  # (href, etag, stale id)
+        total = sum(isinstance(a, (DownloadNew, DownloadUpdate)) for a in actions)
+        done = 0
+        for action in actions:
+            try:
+                if isinstance(action, (DownloadNew, DownloadUpdate)):
+                    self._download(row, coll, fetched, action, report)
+                    done += 1
+                    if self.progress and total > 20:
+                        self.progress(done, total)
+                elif isinstance(action, DeleteLocal):
+                    self._delete_local(row, coll, action, report)
+                elif isinstance(action, UploadNew):
+                    uploads.append((action.href, action.etag, action.stale_jmap_id))
+                elif isinstance(action, UploadUpdate):
+                    self._upload_update(
+                        kind, row, coll, fetched, action.jmap_id, action.href, report
+                    )
+                elif isinstance(action, DeleteRemote):
+                    self._delete_remote(kind, row, action, report)
+                elif isinstance(action, Conflict):
+                    new_upload = self._conflict(kind, row, coll, fetched, action, report)
+                    if new_upload is not None:
+                        uploads.append((new_upload, "", None))
+                elif isinstance(action, RecordStatus):
+                    self.db.record_synced(
+                        row.id,
+                        jmap_id=action.jmap_id,
+                        href=action.href,
+                        uid=fetched.get(action.jmap_id, {}).get("uid"),
+                        local_etag=action.etag,
+                        local_hash=action.local_hash,
+                        server_hash=action.server_hash,
+                    )
+                elif isinstance(action, ForgetStatus):
+                    item = self.db.item_by_jmap_id(row.id, action.jmap_id)
+                    if item is not None:
+                        self.db.forget_item(item.id)
+            except (PreconditionFailed, JMAPSetError, ConversionError, StoreError) as exc:
+                # One item's trouble must not stop the others; the next pass looks again.
+                message = f"{coll.name}/{getattr(action, 'href', '?')}: {exc}"
+                log.warning(message)
+                self.db.record_error(
+                    message, collection_id=row.id, href=getattr(action, "href", None)
+                )
+                report.errors.append(message)
+        if uploads:
+            self._upload_new(kind, row, coll, uploads, report)
+
+    def _download(
+        self,
+        row: CollectionRow,
+        coll: VdirCollection,
+        fetched: Mapping[str, dict[str, Any]],
+        action: DownloadNew | DownloadUpdate,
+        report: SyncReport,
+    ) -> None:
+        obj = fetched.get(action.jmap_id)
+        if obj is None:
+            return  # gone since it was listed; the next pass sees the destroy
+        text = jscal_to_ical(obj)
+        item = Item(text)
+        if isinstance(action, DownloadUpdate):
+            etag = coll.update(action.href, item, action.etag)
+        else:
+            if coll.has(action.href):
+                # A file appeared under this name since we listed: never overwrite it.
+                raise PreconditionFailed(f"{action.href} appeared locally; not overwritten")
+            _, etag = coll.upload(item, action.href)
+        self._remember(coll, action.href, etag)
+        self.db.record_synced(
+            row.id,
+            jmap_id=action.jmap_id,
+            href=action.href,
+            uid=obj.get("uid") if isinstance(obj.get("uid"), str) else None,
+            local_etag=etag,
+            local_hash=item.hash,
+            server_hash=server_hash(obj),
+        )
+        report.downloaded += 1
+
+    def _delete_local(
+        self, row: CollectionRow, coll: VdirCollection, action: DeleteLocal, report: SyncReport
+    ) -> None:
+        coll.delete(action.href, action.etag)
+        self._remember(coll, action.href, None)
+        item = self.db.item_by_href(row.id, action.href)
+        if item is not None:
+            self.db.forget_item(item.id)
+        report.deleted_local += 1
+
+    def _delete_remote(
+        self, kind: _Kind, row: CollectionRow, action: DeleteRemote, report: SyncReport
+    ) -> None:
+        item = self.db.item_by_jmap_id(row.id, action.jmap_id)
+        if item is not None:
+            self.db.mark_pending(item.id, ItemState.PENDING_DELETE)
+        result = kind.set(destroy=[action.jmap_id])
+        error = result.not_destroyed.get(action.jmap_id)
+        if error is not None and error.error_type != "notFound":
+            raise error
+        if item is not None:
+            self.db.forget_item(item.id)
+        report.deleted_remote += 1
+
+    def _read_one(self, coll: VdirCollection, href: str) -> tuple[Item, str, dict[str, Any]]:
+        item, etag = coll.get(href)
+        objects = ical_to_jscal(item.text)
+        if len(objects) != 1:
+            raise ConversionError(
+                f"holds {len(objects)} items (one UID per file is expected)", where=href
+            )
+        return item, etag, objects[0]
+
+    def _upload_update(
+        self,
+        kind: _Kind,
+        row: CollectionRow,
+        coll: VdirCollection,
+        fetched: Mapping[str, dict[str, Any]],
+        jmap_id: str,
+        href: str,
+        report: SyncReport,
+    ) -> None:
+        item, etag, new = self._read_one(coll, href)
+        old = fetched.get(jmap_id, {})
+        patch = update_patch(old, new)
+        row_item = self.db.item_by_jmap_id(row.id, jmap_id)
+        if row_item is not None:
+            self.db.mark_pending(row_item.id, ItemState.PENDING_UPDATE, item.hash)
+        if patch:
+            result = kind.set(update={jmap_id: patch})
+            error = result.not_updated.get(jmap_id)
+            if error is not None:
+                raise error
+        got = kind.get([jmap_id])
+        if not got:
+            raise PreconditionFailed(f"{href}: the server lost {jmap_id} while updating it")
+        current = got[0]
+        self.db.record_synced(
+            row.id,
+            jmap_id=jmap_id,
+            href=href,
+            uid=new.get("uid"),
+            local_etag=etag,
+            local_hash=item.hash,
+            server_hash=server_hash(current),
+        )
+        report.uploaded += 1
+
+    def _upload_new(
+        self,
+        kind: _Kind,
+        row: CollectionRow,
+        coll: VdirCollection,
+        uploads: list[tuple[str, str, str | None]],
+        report: SyncReport,
+    ) -> None:
+        """Create local items on the server in one batch, journaled first."""
+        creates: dict[str, dict[str, Any]] = {}
+        journal: dict[str, tuple[int, Item, str]] = {}
+        for n, (href, _etag, _stale) in enumerate(uploads):
+            try:
+                item, etag, obj = self._read_one(coll, href)
+            except (PreconditionFailed, StoreError, ConversionError) as exc:
+                message = f"{coll.name}/{href}: {exc}; not synced until fixed"
+                self.db.record_error(message, collection_id=row.id, href=href)
+                report.errors.append(message)
+                continue
+            key = f"c{n}"
+            creates[key] = kind.place(obj, row.jmap_id)
+            pending = self.db.begin_create(
+                row.id, href=href, uid=obj.get("uid"), local_etag=etag, local_hash=item.hash
+            )
+            journal[key] = (pending.id, item, href)
+        if not creates:
+            return
+        result = kind.set(create=creates)
+        created_ids = {key: str(v["id"]) for key, v in result.created.items() if "id" in v}
+        current = {o["id"]: o for o in kind.get(sorted(created_ids.values())) if "id" in o}
+        for key, (pending_id, _item, href) in journal.items():
+            if key in created_ids and created_ids[key] in current:
+                jmap_id = created_ids[key]
+                self.db.finish_create(
+                    pending_id, jmap_id=jmap_id, server_hash=server_hash(current[jmap_id])
+                )
+                report.uploaded += 1
+                continue
+            error = result.not_created.get(key)
+            reason = str(error) if error is not None else "the server did not create it"
+            message = f"{coll.name}/{href}: upload refused: {reason}"
+            log.warning(message)
+            self.db.forget_item(pending_id)
+            self.db.record_error(message, collection_id=row.id, href=href)
+            report.errors.append(message)
+
+    def _conflict(
+        self,
+        kind: _Kind,
+        row: CollectionRow,
+        coll: VdirCollection,
+        fetched: Mapping[str, dict[str, Any]],
+        action: Conflict,
+        report: SyncReport,
+    ) -> str | None:
+        """Resolve a both-sides change; returns the href of a copy to upload (keep-both)."""
+        obj = fetched.get(action.jmap_id)
+        item, etag = coll.get(action.href)
+        if obj is None:
+            return None
+        if same_content(item.text, obj):
+            # Both sides already agree (a crash between the two halves of a sync, or the same
+            # edit made twice): link them, copy nothing.
+            self.db.record_synced(
+                row.id,
+                jmap_id=action.jmap_id,
+                href=action.href,
+                uid=obj.get("uid"),
+                local_etag=etag,
+                local_hash=item.hash,
+                server_hash=server_hash(obj),
+            )
+            return None
+        report.conflicts += 1
+        if action.resolution == ConflictPolicy.LOCAL_WINS:
+            self._upload_update(kind, row, coll, fetched, action.jmap_id, action.href, report)
+            self.db.record_conflict(
+                row.id, href=action.href, jmap_id=action.jmap_id, resolution="local-wins"
+            )
+            return None
+        copy_href: str | None = None
+        if action.resolution == ConflictPolicy.KEEP_BOTH:
+            # The local version becomes a new item with its own UID before the server version
+            # takes its place, so a crash in between loses neither.
+            new_uid = _fresh_uid(item.uid, item.text)
+            copy = Item(_replace_uid(item.text, item.uid, new_uid))
+            copy_href = href_for_uid(new_uid)
+            if not coll.has(copy_href):
+                _, copy_etag = coll.upload(copy, copy_href)
+                self._remember(coll, copy_href, copy_etag)
+        self._download(
+            row, coll, fetched, DownloadUpdate(action.jmap_id, action.href, etag), report
+        )
+        self.db.record_conflict(
+            row.id,
+            href=action.href,
+            jmap_id=action.jmap_id,
+            copy_href=copy_href,
+            resolution=str(action.resolution),
+        )
+        log.warning(
+            "conflict on %s/%s: %s%s",
+            coll.name,
+            action.href,
+            action.resolution,
+            f", your version is kept as {copy_href}" if copy_href else "",
+        )
+        return copy_href
+
+
+def _is_delete(action: Action) -> bool:
+    return isinstance(action, (DeleteRemote, DeleteLocal))
