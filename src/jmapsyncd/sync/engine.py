@@ -60,6 +60,7 @@ from jmapsyncd.sync.plan import (
     apply_changes,
     plan,
 )
+from jmapsyncd.sync.selection import is_selected
 from jmapsyncd.vdir import Item, Vdir, VdirCollection, etag_of, href_for_uid
 
 log = logging.getLogger(__name__)
@@ -310,10 +311,13 @@ class SyncEngine:
         return self._kinds
 
     def _wanted(self, collection: Mapping[str, Any]) -> bool:
-        keys = {str(collection.get("id")), str(collection.get("name"))}
-        if self.include and not keys & set(self.include):
-            return False
-        return not keys & set(self.exclude)
+        name = collection.get("name")
+        return is_selected(
+            str(collection.get("id")),
+            name if isinstance(name, str) else None,
+            self.include,
+            self.exclude,
+        )
 
     # -- one pass --------------------------------------------------------------------------------
 
