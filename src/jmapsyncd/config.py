@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import stat
 import subprocess
 import tomllib
@@ -35,6 +36,7 @@ from pydantic_settings import (
     EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from jmapsyncd.errors import ConfigError
@@ -392,6 +394,14 @@ def load_config(path: Path | None = None, env: Mapping[str, str] = os.environ) -
             settings = Settings(**data)
         except ValidationError as exc:
             raise _config_error(exc, source) from None
+        except SettingsError as exc:
+            # Raised for an environment value that is not the JSON a list needs.
+            match = re.search(r'field "(\w+)"', str(exc))
+            field = match.group(1) if match else "?"
+            raise ConfigError(
+                f"invalid configuration (environment): {ENV_PREFIX}{field.upper()}: "
+                'not valid JSON (write lists as JSON, e.g. ["a", "b"])'
+            ) from None
     if not settings.verify_tls:
         log.warning("verify_tls is false: the server's TLS certificate is not checked")
     parts = urlsplit(settings.url)

@@ -135,6 +135,11 @@ class TestErrors:
         with pytest.raises(ConfigError, match="JMAPSYNCD_TIMEOUT"):
             load_config(write(tmp_path, MINIMAL), env)
 
+    def test_list_in_the_environment_that_is_not_json_is_named(self, tmp_path: Path) -> None:
+        env = env_for(tmp_path, JMAPSYNCD_INCLUDE="Work")
+        with pytest.raises(ConfigError, match="JMAPSYNCD_INCLUDE: not valid JSON"):
+            load_config(write(tmp_path, MINIMAL), env)
+
     def test_two_password_sources_are_refused(self, tmp_path: Path) -> None:
         text = MINIMAL + f'password = "{SECRET}"\npassword_file = "/p"\n'
         with pytest.raises(ConfigError, match="password, password_file") as info:
