@@ -126,9 +126,8 @@ def parse_calendar(text: str) -> Comp:
                 break
             continue
         if not stack:
-            raise ConversionError(
-                f"content outside of BEGIN:VCALENDAR: {line[:60]!r}", where=f"line {lineno}"
-            )
+            what = "this is not iCalendar" if root is None else "content after END:VCALENDAR"
+            raise ConversionError(f"{what}: {line[:60]!r}", where=f"line {lineno}")
         stack[-1].props.append(parse_line(line, lineno))
     if root is None:
         raise ConversionError("no BEGIN:VCALENDAR found: this is not iCalendar", where="input")

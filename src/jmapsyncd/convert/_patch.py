@@ -42,7 +42,7 @@ def apply(obj: dict[str, Any], patch: dict[str, Any], where: str = "patch") -> d
     """Apply a PatchObject to a deep copy of ``obj``."""
     res = copy.deepcopy(obj)
     for ptr, value in patch.items():
-        parts = [_unesc(p) for p in ptr.lstrip("/").split("/")]
+        parts = [_unesc(p) for p in ptr.split("/")]
         cur: Any = res
         for p in parts[:-1]:
             if not isinstance(cur, dict):

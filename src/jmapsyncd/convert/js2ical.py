@@ -45,7 +45,7 @@ _IGNORED = frozenset({
     "blobId", "x-href", "debugBlobId", "mayInviteSelf", "mayInviteOthers", "hideAttendees",
     "useDefaultAlerts", "prodId", "version", "@type", "recurrenceId", "recurrenceIdTimeZone",
     "excluded", "taskListId", "taskListIds", "sentBy", "uid", "timeZones",
-    "recurrenceRule", "cyrusimap.org:iCalProps",
+    "recurrenceRule", "cyrusimap.org:iCalProps", "participantId",
 })  # fmt: skip
 _MAPPED = frozenset({
     "title", "description", "descriptionContentType", "start", "timeZone", "duration",
