@@ -300,6 +300,8 @@ class TestTasks:
                 assert (await api.get_task(task_id))["title"] == "Buy oat milk"
                 changes = await api.task_changes(state)
                 assert changes.created == (task_id,)
+                listing, _ = await api.get_all_tasks(list_id)
+                assert [t["id"] for t in listing] == [task_id]
                 await api.delete_task(task_id)
                 with pytest.raises(JMAPMethodError):
                     await api.get_task(task_id)

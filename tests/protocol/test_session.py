@@ -135,3 +135,38 @@ class TestDiscovery:
             run(discover(ClientState("http://bob:hunter2@h/")), respond)
         assert "hunter2" not in str(info.value)
         assert "hunter2" not in repr(info.value.url)
+
+
+class TestSessionState:
+    def test_changed_session_state_refetches_the_session_and_keeps_learned_dialect(
+        self,
+    ) -> None:
+        from jmapsyncd.protocol.flows import EVENT, get_state
+
+        session_answers = iter(["s0", "s1"])
+
+        def respond(req: HttpRequest) -> HttpResponse:
+            if req.method == "GET":
+                data = session_json()
+                data["state"] = next(session_answers)
+                return answer(data, url=req.url)
+            call_id = req.json["methodCalls"][0][2]
+            return answer(
+                {
+                    "methodResponses": [["CalendarEvent/get", {"state": "e", "list": []}, call_id]],
+                    "sessionState": "s1",
+                },
+                url=req.url,
+            )
+
+        state = ClientState("http://h/jmap/session")
+        run(get_state(state, EVENT), respond)
+        assert state.session_stale
+        assert state.dialect is not None
+        state.dialect = state.dialect.learn(in_calendars_filter=False)
+        _, sent = run(get_state(state, EVENT), respond)
+        assert [r.method for r in sent] == ["GET", "POST"]
+        assert state.session is not None
+        assert state.session.state == "s1"
+        assert not state.session_stale
+        assert not state.dialect.in_calendars_filter

@@ -236,8 +236,10 @@ class Operations:
     def get_tasks(self, ids: Iterable[str]) -> Flow[list[dict[str, Any]]]:
         return then(flows.get_objects(self.state, TASK, list(ids)), lambda r: r.objects)
 
-    def fetch_all_tasks(self) -> Flow[tuple[list[dict[str, Any]], str]]:
-        return then(flows.get_objects(self.state, TASK, None), lambda r: (r.objects, r.state))
+    def fetch_all_tasks(
+        self, task_list_id: str | None = None
+    ) -> Flow[tuple[list[dict[str, Any]], str]]:
+        return flows.fetch_all_tasks(self.state, task_list_id)
 
     def set_tasks(
         self,

@@ -233,9 +233,11 @@ class AsyncJMAPClient:
         """Tasks by id, chunked."""
         return await self._run(self._ops.get_tasks(ids))
 
-    async def get_all_tasks(self) -> tuple[list[dict[str, Any]], str]:
-        """Every task and the Task state."""
-        return await self._run(self._ops.fetch_all_tasks())
+    async def get_all_tasks(
+        self, task_list_id: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every task (of one list) and the Task state read before listing."""
+        return await self._run(self._ops.fetch_all_tasks(task_list_id))
 
     async def set_tasks(
         self,

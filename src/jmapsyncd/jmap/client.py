@@ -227,9 +227,9 @@ class JMAPClient:
         """Tasks by id, chunked."""
         return self._run(self._ops.get_tasks(ids))
 
-    def get_all_tasks(self) -> tuple[list[dict[str, Any]], str]:
-        """Every task and the Task state."""
-        return self._run(self._ops.fetch_all_tasks())
+    def get_all_tasks(self, task_list_id: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        """Every task (of one list) and the Task state read before listing."""
+        return self._run(self._ops.fetch_all_tasks(task_list_id))
 
     def set_tasks(
         self,

@@ -15,7 +15,6 @@ Calendar, CalendarEvent (JMAP Calendars draft), TaskList and Task (JMAP Tasks dr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +67,8 @@ class ClientState:
         self.url = url
         self.session: Session | None = None
         self.dialect: Dialect | None = None
+        #: the server's ``sessionState`` moved on: fetch the session again before the next call
+        self.session_stale = False
 
 
 # --------------------------------------------------------------------------- session, calls
@@ -95,14 +96,20 @@ def discover(state: ClientState) -> Flow[Session]:
             continue
         data = json_object(resp)
         session = parse_session(data, url)
+        fresh = dialect_from_session(session)
+        old = state.dialect
+        # Keep what was learned while the server still speaks the same calendars capability.
+        if old and fresh and old.calendars_capability == fresh.calendars_capability:
+            fresh = old.learn(tasks_capability=fresh.tasks_capability)
         state.session = session
-        state.dialect = dialect_from_session(session)
+        state.dialect = fresh
+        state.session_stale = False
         return session
     raise RemoteProtocolError(redact_url(start), f"more than {MAX_REDIRECTS} redirects")
 
 
 def ensure_session(state: ClientState) -> Flow[Session]:
-    if state.session is None:
+    if state.session is None or state.session_stale:
         return (yield from discover(state))
     return state.session
 
@@ -133,7 +140,11 @@ def send(state: ClientState, request: Request) -> Flow[Response]:
             f"request of {request.size()} bytes exceeds maxSizeRequest={limits.max_size_request}",
         )
     resp = yield HttpRequest("POST", session.api_url, request.to_json())
-    return Response(json_object(resp), redact_url(session.api_url))
+    response = Response(json_object(resp), redact_url(session.api_url))
+    # RFC 8620 §3.4: a changed sessionState means the session resource changed.
+    if response.session_state and session.state and response.session_state != session.state:
+        state.session_stale = True
+    return response
 
 
 # --------------------------------------------------------------------------- kinds
@@ -624,12 +635,32 @@ def query_events(
     uid: str | None = None,
     fetch: bool = True,
 ) -> Flow[tuple[list[dict[str, Any]], list[str], str | None]]:
-    """Query events and (``fetch``) get them by result reference in the same request.
+    """CalendarEvent/query (+ /get by result reference); see :func:`query`."""
+    yield from ensure_dialect(state)
+
+    def make_filter(dialect: Dialect | None) -> dict[str, Any]:
+        assert dialect is not None
+        return event_filter(
+            dialect, calendar_id=calendar_id, start=start, end=end, text=text, uid=uid
+        )
+
+    return (yield from query(state, EVENT, make_filter, fetch=fetch))
+
+
+def query(
+    state: ClientState,
+    kind: Kind,
+    make_filter: Callable[[Dialect | None], dict[str, Any]],
+    *,
+    fetch: bool = True,
+) -> Flow[tuple[list[dict[str, Any]], list[str], str | None]]:
+    """Query and (``fetch``) get the results by result reference in the same request.
 
     Pages of ``maxObjectsInGet`` ids; when the server ignores ``position`` (Cyrus 3.6), asks
-    once more for all ids at once and gets them in chunks. Returns ``(objects, ids, queryState)``.
+    once more for all ids at once and gets them in chunks. A calendar filter the server does not
+    support is swapped for the other shape once. Returns ``(objects, ids, queryState)``.
     """
-    session, _ = yield from ensure_dialect(state)
+    session = yield from _prepare(state, kind)
     page = session.limits.max_objects_in_get
     ids: list[str] = []
     objects: list[dict[str, Any]] = []
@@ -638,10 +669,7 @@ def query_events(
     query_state: str | None = None
     while True:
         dialect = state.dialect
-        assert dialect is not None
-        cond = event_filter(
-            dialect, calendar_id=calendar_id, start=start, end=end, text=text, uid=uid
-        )
+        cond = make_filter(dialect)
         args: dict[str, Any] = {"accountId": session.account_id}
         if cond:
             args["filter"] = cond
@@ -649,19 +677,19 @@ def query_events(
             args["position"] = position
         args["limit"] = page
         args["calculateTotal"] = True
-        request = Request(EVENT.using(state))
-        qcall = request.call("CalendarEvent/query", args)
+        request = Request(kind.using(state))
+        qcall = request.call(f"{kind.name}/query", args)
         gcall: Call | None = None
         if fetch:
             gcall = request.call(
-                "CalendarEvent/get",
+                f"{kind.name}/get",
                 {"accountId": session.account_id, "ids": qcall.ref("/ids")},
             )
         response = yield from send(state, request)
         try:
             qres = response.result(qcall)
         except JMAPMethodError as exc:
-            better = None if learned else _learn_filter(exc, dialect, cond)
+            better = None if learned or dialect is None else _learn_filter(exc, dialect, cond)
             if better is None:
                 raise
             state.dialect = better
@@ -673,51 +701,43 @@ def query_events(
         query_state = qs if isinstance(qs, str) else None
         answered_position = qres.get("position")
         total = qres.get("total")
+        total = total if isinstance(total, int) else None
         if position and answered_position != position:
             # The server ignored position (Cyrus 3.6): ask for everything at once instead.
-            state.dialect = dialect.learn(query_position_works=False)
-            return (
-                yield from _query_all_at_once(
-                    state, args, total if isinstance(total, int) else None, fetch
-                )
-            )
+            if dialect is not None:
+                state.dialect = dialect.learn(query_position_works=False)
+            return (yield from _query_all_at_once(state, kind, args, total, fetch))
         ids.extend(page_ids)
         if gcall is not None:
             gres = response.result(gcall)
-            objects.extend(EVENT.normalise(o) for o in obj_list(gres, "list", url=url))
-        more = (len(ids) < total if isinstance(total, int) else len(page_ids) >= page) and bool(
-            page_ids
-        )
+            objects.extend(kind.normalise(o) for o in obj_list(gres, "list", url=url))
+        more = (len(ids) < total if total is not None else len(page_ids) >= page) and bool(page_ids)
         if not more:
             return objects, ids, query_state
-        if not dialect.query_position_works:
-            return (
-                yield from _query_all_at_once(
-                    state, args, total if isinstance(total, int) else None, fetch
-                )
-            )
+        if dialect is not None and not dialect.query_position_works:
+            return (yield from _query_all_at_once(state, kind, args, total, fetch))
         position = len(ids)
 
 
 def _query_all_at_once(
-    state: ClientState, args: dict[str, Any], total: int | None, fetch: bool
+    state: ClientState, kind: Kind, args: dict[str, Any], total: int | None, fetch: bool
 ) -> Flow[tuple[list[dict[str, Any]], list[str], str | None]]:
     args = {k: v for k, v in args.items() if k not in ("position", "limit")}
     if total is not None:
         args["limit"] = max(total, 1)
-    request = Request(EVENT.using(state))
-    call = request.call("CalendarEvent/query", args)
+    request = Request(kind.using(state))
+    call = request.call(f"{kind.name}/query", args)
     response = yield from send(state, request)
     result = response.result(call)
     ids = str_list(result, "ids", url=response.url)
     if total is not None and len(ids) < total:
         raise RemoteProtocolError(
-            response.url, f"CalendarEvent/query returned {len(ids)} of {total} ids and cannot page"
+            response.url, f"{kind.name}/query returned {len(ids)} of {total} ids and cannot page"
         )
     qs = result.get("queryState")
     objects: list[dict[str, Any]] = []
     if fetch and ids:
-        got = yield from get_objects(state, EVENT, ids)
+        got = yield from get_objects(state, kind, ids)
         objects = got.objects
     return objects, ids, qs if isinstance(qs, str) else None
 
@@ -747,5 +767,18 @@ def all_event_ids(
     return ids, before
 
 
-def json_size(obj: Any) -> int:
-    return len(json.dumps(obj, separators=(",", ":")).encode())
+def fetch_all_tasks(
+    state: ClientState, task_list_id: str | None = None
+) -> Flow[tuple[list[dict[str, Any]], str]]:
+    """Every task (optionally of one list) and the Task state read before listing."""
+    before = yield from get_state(state, TASK)
+
+    def make_filter(dialect: Dialect | None) -> dict[str, Any]:
+        return {"inTaskLists": [task_list_id]} if task_list_id else {}
+
+    objects, ids, _ = yield from query(state, TASK, make_filter, fetch=True)
+    if len(objects) < len(ids):
+        seen = {o["id"] for o in objects}
+        more = yield from get_objects(state, TASK, [i for i in ids if i not in seen])
+        objects.extend(more.objects)
+    return objects, before
