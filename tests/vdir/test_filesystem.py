@@ -193,6 +193,33 @@ class TestEtags:
             coll.update(href, ics("u", "mine"), etag)
         assert "X-EXTRA:1" in coll.get(href)[0].text
 
+    def test_rapid_rewrites_of_the_same_size_never_repeat_an_etag(
+        self, layout: tuple[Vdir, Path]
+    ) -> None:
+        vdir, _ = layout
+        coll = vdir.create_collection("c")
+        href, etag = coll.upload(ics("u", "0"))
+        seen = [etag]
+        for i in range(1, 30):
+            etag = coll.update(href, ics("u", str(i % 10)), etag)
+            seen.append(etag)
+        assert len(set(seen)) == len(seen)
+        with pytest.raises(PreconditionFailed):
+            coll.update(href, ics("u", "x"), seen[0])
+
+    def test_a_rewrite_is_always_newer_than_the_file_it_replaces(
+        self, layout: tuple[Vdir, Path]
+    ) -> None:
+        # Stands in for a coarse clock: the replaced file looks newer than "now".
+        vdir, _ = layout
+        coll = vdir.create_collection("c")
+        href, _ = coll.upload(ics("u", "0"))
+        future = os.stat(coll.path / href).st_mtime_ns + 10**12
+        os.utime(coll.path / href, ns=(future, future))
+        etag = dict(coll.list())[href]
+        coll.update(href, ics("u", "1"), etag)
+        assert os.stat(coll.path / href).st_mtime_ns > future
+
     def test_etag_returned_by_upload_matches_listing(self, layout: tuple[Vdir, Path]) -> None:
         vdir, _ = layout
         coll = vdir.create_collection("c")

@@ -128,10 +128,18 @@ class VdirCollection(_Confined):
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _write(self, target: Path, data: bytes, *, replace: bool) -> os.stat_result:
+    def _write(
+        self,
+        target: Path,
+        data: bytes,
+        *,
+        replace: bool,
+        previous: os.stat_result | None = None,
+    ) -> os.stat_result:
         """Write ``data`` to ``target`` atomically; returns the stat of what we wrote.
 
-        ``replace=False`` creates only: PreconditionFailed if ``target`` exists.
+        ``replace=False`` creates only: PreconditionFailed if ``target`` exists. ``previous`` is
+        the stat of the file being replaced: the new mtime is made later than its mtime.
         """
         tmp = self.path / f".jmapsyncd-{secrets.token_hex(8)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -145,6 +153,11 @@ class VdirCollection(_Confined):
                 while view:
                     written = os.write(fd, view)
                     view = view[written:]
+                st = os.fstat(fd)
+                if previous is not None and st.st_mtime_ns <= previous.st_mtime_ns:
+                    # Coarse clocks give two quick writes the same mtime, and the inode of the
+                    # replaced file is free for reuse: without this an old etag could match.
+                    os.utime(fd, ns=(st.st_atime_ns, previous.st_mtime_ns + 1))
                 os.fsync(fd)
                 # Taken from our own descriptor: rename and link keep mtime and inode.
                 st = os.fstat(fd)
@@ -176,9 +189,9 @@ class VdirCollection(_Confined):
                 raise PreconditionFailed(f"item already exists: {target.name}") from None
             os.rename(tmp, target)
 
-    def _current_etag(self, path: Path, href: str) -> str:
+    def _current_stat(self, path: Path, href: str) -> os.stat_result:
         try:
-            return etag_of(os.stat(path))
+            return os.stat(path)
         except FileNotFoundError:
             raise PreconditionFailed(f"item does not exist: {href}") from None
         except OSError as exc:
@@ -238,14 +251,15 @@ class VdirCollection(_Confined):
 
     def update(self, href: str, item: Item, etag: str) -> str:
         path = self._item_path(href)
-        current = self._current_etag(path, href)
+        st = self._current_stat(path, href)
+        current = etag_of(st)
         if current != etag:
             raise PreconditionFailed(f"{href} changed on disk (etag {current}, expected {etag})")
-        return etag_of(self._write(path, _encode(item), replace=True))
+        return etag_of(self._write(path, _encode(item), replace=True, previous=st))
 
     def delete(self, href: str, etag: str) -> None:
         path = self._item_path(href)
-        current = self._current_etag(path, href)
+        current = etag_of(self._current_stat(path, href))
         if current != etag:
             raise PreconditionFailed(f"{href} changed on disk (etag {current}, expected {etag})")
         try:
