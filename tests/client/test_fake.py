@@ -3,6 +3,7 @@ and every failure a real server can produce (RFC 8620 §3.6, §5.2; JMAP Calenda
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from jmapsyncd.errors import (
     JMAPTransportError,
     RemoteProtocolError,
 )
+from jmapsyncd.jmap import JMAPCalendarObject, JMAPClient
 from tests.client.conftest import open_api
 from tests.fakeserver import FakeJMAPServer, Fault
 
@@ -93,6 +95,32 @@ class TestAuth:
             session = await api.get_session()
         assert session.api_url.endswith("/jmap/")
         assert server.requests[0].path == "/.well-known/jmap"
+
+
+class TestObjects:
+    @pytest.mark.asyncio
+    async def test_saving_a_new_object_creates_it_in_its_calendar(
+        self, server: FakeJMAPServer, kind: str
+    ) -> None:
+        async with open_api(kind, server.session_url, **creds(server)) as api:
+            cal = (await api.get_calendars())[0]
+            data = event("new-1", "Fresh", cal.id)
+            del data["calendarIds"]
+            obj = JMAPCalendarObject(data, cal)
+            await api.run(obj.save())
+            assert obj.id
+            assert (await api.get_event(obj.id)).data["title"] == "Fresh"
+
+
+def test_debug_log_has_no_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with FakeJMAPServer(dialect="stalwart") as srv:
+        client = JMAPClient(srv.session_url, srv.username, "pw-" + srv.password)
+        with client, pytest.raises(JMAPAuthError):
+            client.get_calendars()
+    assert "/.well-known/jmap" in caplog.text
+    assert "pw-" not in caplog.text
+    assert "Authorization" not in caplog.text
 
 
 class TestFaults:

@@ -100,6 +100,16 @@ class Operations:
 
         return then(flows.set_events(self.state, create=create), first_id)
 
+    def create_event_data(self, calendar_id: str, event: dict[str, Any]) -> Flow[str]:
+        """Create one IETF-form event in a calendar; returns its id."""
+        create = {"0": {**event, "calendarIds": {calendar_id: True}}}
+
+        def new_id(result: SetResult) -> str:
+            result.raise_first_error()
+            return str(result.created["0"]["id"])
+
+        return then(flows.set_events(self.state, create=create), new_id)
+
     def get_event(self, event_id: str) -> Flow[dict[str, Any]]:
         return flows.get_one(self.state, EVENT, event_id)
 

@@ -5,6 +5,7 @@ Credentials live only in the auth object handed to niquests; nothing here format
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import niquests
@@ -12,6 +13,8 @@ from niquests.auth import AuthBase, BearerTokenAuth, HTTPBasicAuth
 
 from jmapsyncd.errors import JMAPTimeoutError, JMAPTransportError, LocalProtocolError
 from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, redact_url
+
+log = logging.getLogger("jmapsyncd.jmap")
 
 HEADERS: dict[str | bytes, str | bytes] = {"Accept": "application/json"}
 
@@ -56,6 +59,9 @@ def request_kwargs(req: HttpRequest, auth: Any, timeout: float) -> dict[str, Any
 
 
 def to_response(resp: niquests.Response, req: HttpRequest) -> HttpResponse:
+    # Method names only: bodies may hold private calendar data, URLs are stripped of userinfo.
+    names = [c[0] for c in req.json.get("methodCalls", [])] if isinstance(req.json, dict) else []
+    log.debug("%s %s %s -> %s", req.method, redact_url(req.url), names, resp.status_code)
     headers = {k.lower(): v for k, v in resp.headers.items()}
     content = resp.content
     return HttpResponse(

@@ -84,9 +84,22 @@ class JMAPCalendarObject(Generic[ClientT]):
     @overload
     def save(self: JMAPCalendarObject[AsyncJMAPClient]) -> Coroutine[Any, Any, None]: ...
     def save(self) -> Any:
-        """Send ``data`` to the server as a full replacement (a coroutine on async clients)."""
+        """Send ``data`` to the server (a coroutine on async clients).
+
+        An object with an id replaces the stored event; one without is created in ``parent``
+        and takes the new id.
+        """
         client = self._owner()
-        return client._run(client._ops.update_event_data(self.id, self.data))
+        if self.id:
+            return client._run(client._ops.update_event_data(self.id, self.data))
+        if self.parent is None:
+            raise LocalProtocolError(None, "a new object needs a parent calendar to be saved")
+
+        def adopt(new_id: str) -> None:
+            self.data["id"] = new_id
+
+        flow = client._ops.create_event_data(self.parent.id, self.data)
+        return client._run(then(flow, adopt))
 
 
 @dataclass
