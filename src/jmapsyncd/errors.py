@@ -20,6 +20,7 @@ Every error jmapsyncd raises on purpose is a :class:`JmapsyncdError`::
     ├── StoreError                     the vdir refused an operation
     │   └── PreconditionFailed         the item changed under us (etag mismatch)
     └── SyncError                      the sync engine could not complete a step
+        └── SyncInterrupted            shutdown was requested between two items
 
 Attribute names ``url``, ``reason`` and ``error_type`` match the client API we reproduce, so code
 written for it catches and reads our errors unchanged. Credentials never reach a message: callers
@@ -324,3 +325,7 @@ class PreconditionFailed(StoreError):
 
 class SyncError(JmapsyncdError):
     """The sync engine could not complete a step."""
+
+
+class SyncInterrupted(SyncError):
+    """A pass stopped between two items because shutdown was requested; nothing is half-done."""

@@ -34,6 +34,7 @@ class Worker:
         self._pending = _Pending()
         self._stopping = False
         self._busy = False
+        self._final: Callable[[], None] | None = None
         self._on_idle = on_idle
         self._idle_interval = idle_interval
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -52,9 +53,13 @@ class Worker:
             self._cond.notify()
             return True
 
-    def stop(self, timeout: float | None = None) -> bool:
-        """Finish the job in flight, drop the queue, and stop; True if the thread ended in time."""
+    def stop(self, timeout: float | None = None, final: Callable[[], None] | None = None) -> bool:
+        """Finish the job in flight, drop the queue, run ``final`` on the worker thread, stop.
+
+        Returns True if the thread ended within ``timeout``.
+        """
         with self._cond:
+            self._final = final
             self._stopping = True
             self._pending.kinds.clear()
             self._cond.notify()
@@ -77,8 +82,9 @@ class Worker:
                     if not self._pending.kinds and not self._stopping and self._on_idle:
                         self._on_idle()
                 if self._stopping:
+                    final = self._final
                     self._cond.notify_all()
-                    return
+                    break
                 kind = next(iter(self._pending.kinds))
                 job = self._pending.kinds.pop(kind)
                 self._busy = True
@@ -93,3 +99,8 @@ class Worker:
                     self._cond.notify_all()
             if self._on_idle:
                 self._on_idle()
+        if final is not None:
+            try:
+                final()
+            except Exception:
+                log.exception("closing down failed")

@@ -37,6 +37,7 @@ from jmapsyncd.errors import (
     JMAPSetError,
     PreconditionFailed,
     StoreError,
+    SyncInterrupted,
 )
 from jmapsyncd.protocol.values import ChangeSet, SetResult
 from jmapsyncd.state import StateDB
@@ -251,6 +252,21 @@ class SyncEngine:
         self._own_writes: dict[Path, str | None] = {}
         self._account: str | None = None
         self._kinds: list[_Kind] | None = None
+        #: set from another thread to end a pass between two items
+        self.stop_requested = threading.Event()
+        self._closers: list[Callable[[], None]] = []
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run ``closer`` (e.g. closing the client or the database) in :meth:`close`."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:
+                log.exception("closing %r failed", closer)
+        self._closers.clear()
 
     # -- own writes (for the file watcher) -------------------------------------------------------
 
@@ -630,6 +646,10 @@ class SyncEngine:
         total = sum(isinstance(a, (DownloadNew, DownloadUpdate)) for a in actions)
         done = 0
         for action in actions:
+            if self.stop_requested.is_set():
+                # Between two items: everything done so far is recorded, the token is not
+                # stored, so the next start picks up exactly here.
+                raise SyncInterrupted("shutdown requested")
             try:
                 if isinstance(action, (DownloadNew, DownloadUpdate)):
                     self._download(row, coll, fetched, action, report)
