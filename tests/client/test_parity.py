@@ -11,7 +11,7 @@ def _public(cls: type) -> dict[str, inspect.Signature]:
     return {
         name: inspect.signature(member)
         for name, member in inspect.getmembers(cls, inspect.isfunction)
-        if not name.startswith("_") and name != "close"
+        if not name.startswith("_") and name not in ("close", "set_verify_tls")
     }
 
 
@@ -22,6 +22,11 @@ def test_same_public_methods_and_parameters() -> None:
         assert list(sig.parameters) == list(async_[name].parameters), name
         for param in sig.parameters.values():
             assert param.default == async_[name].parameters[param.name].default, name
+
+
+def test_local_settings_are_plain_methods_on_both() -> None:
+    assert not inspect.iscoroutinefunction(AsyncJMAPClient.set_verify_tls)
+    assert not inspect.iscoroutinefunction(JMAPClient.set_verify_tls)
 
 
 def test_async_methods_are_coroutines() -> None:

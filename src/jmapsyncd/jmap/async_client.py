@@ -71,6 +71,10 @@ class AsyncJMAPClient:
         finally:
             flow.close()
 
+    def set_verify_tls(self, verify: bool) -> None:
+        """Check the server's TLS certificate (the default) or not (self-signed test servers)."""
+        self._session.verify = verify
+
     async def close(self) -> None:
         await self._session.close()
 

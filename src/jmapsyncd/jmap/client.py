@@ -71,6 +71,10 @@ class JMAPClient:
         finally:
             flow.close()
 
+    def set_verify_tls(self, verify: bool) -> None:
+        """Check the server's TLS certificate (the default) or not (self-signed test servers)."""
+        self._session.verify = verify
+
     def close(self) -> None:
         self._session.close()
 
