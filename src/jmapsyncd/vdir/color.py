@@ -1,8 +1,8 @@
 """Colour values for the vdir ``color`` file.
 
-Promise: :func:`normalize_color` maps a CSS colour as JMAP servers send it (RFC 8984 §5.1.4 and
-RFC 8620 ``color`` use CSS colour values) to the ``#RRGGBB`` form khal and todoman read, or
-returns ``None`` when it cannot. Accepted: the 148 CSS Color Module 4 named colours (any case),
+Promise: :func:`normalize_color` maps a CSS colour value, as JMAP servers send it (the ``color``
+of a JMAP Calendar and of a JSCalendar object, RFC 8984, is a CSS colour), to the ``#RRGGBB``
+form khal and todoman read, or returns ``None`` when it cannot. Accepted: the 148 CSS Color Module 4 named colours (any case),
 ``#RGB``, ``#RGBA``, ``#RRGGBB``, ``#RRGGBBAA`` (alpha dropped) and ``rgb()``/``rgba()`` with
 integer or percentage channels.
 """
