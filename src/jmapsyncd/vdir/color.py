@@ -2,9 +2,9 @@
 
 Promise: :func:`normalize_color` maps a CSS colour value, as JMAP servers send it (the ``color``
 of a JMAP Calendar and of a JSCalendar object, RFC 8984, is a CSS colour), to the ``#RRGGBB``
-form khal and todoman read, or returns ``None`` when it cannot. Accepted: the 148 CSS Color Module 4 named colours (any case),
-``#RGB``, ``#RGBA``, ``#RRGGBB``, ``#RRGGBBAA`` (alpha dropped) and ``rgb()``/``rgba()`` with
-integer or percentage channels.
+form khal and todoman read, or returns ``None`` when it cannot. Accepted: the 148 CSS Color
+Module 4 named colours (any case), ``#RGB``, ``#RGBA``, ``#RRGGBB``, ``#RRGGBBAA`` (alpha
+dropped) and ``rgb()``/``rgba()`` with integer or percentage channels.
 """
 
 from __future__ import annotations
