@@ -101,6 +101,10 @@ def _props(comp: icalendar.cal.Component) -> Iterator[tuple[str, Any]]:
             continue
         vals = comp.get(name)
         vals = vals if isinstance(vals, list) else [vals]
+        if name == "CATEGORIES":
+            # one property with a list or several properties: the same set of categories
+            yield name, sorted({str(c) for v in vals for c in getattr(v, "cats", [v])})
+            continue
         if name in _ENUMS:
             vals = [str(v).upper() for v in vals]
         yield name, sorted(repr(_norm(getattr(v, "dt", v))) for v in vals)

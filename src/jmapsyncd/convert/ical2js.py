@@ -40,6 +40,9 @@ VENDOR = "jmapsyncd.org:ical"
 JSON_PROP = "X-JMAPSYNCD-JSON"
 """iCalendar property that carries a JSCalendar property iCalendar cannot express."""
 
+NO_STAMP = "1970-01-01T00:00:00Z"
+"""DTSTAMP written when an object has neither ``updated`` nor ``created`` (RFC 5545 needs one)."""
+
 _UTC = zoneinfo.ZoneInfo("Etc/UTC")
 _ID_OK = re.compile(r"[A-Za-z0-9_-]{1,255}$")
 
@@ -378,6 +381,8 @@ class _Conv:
                 if hit is not None:
                     dt = to_zone(dt, hit[1], _UTC)
                 val = utc_str(dt)
+                if n == "DTSTAMP" and val == NO_STAMP:
+                    continue  # our placeholder for "no updated": reading it back as absent
                 if n == "CREATED":
                     obj["created"] = val
                 elif n == "COMPLETED":

@@ -33,7 +33,7 @@ from jmapsyncd.convert._time import (
     vtimezone,
 )
 from jmapsyncd.convert._write import Writer, escape_text
-from jmapsyncd.convert.ical2js import JSON_PROP, VENDOR, _pid
+from jmapsyncd.convert.ical2js import JSON_PROP, NO_STAMP, VENDOR, _pid
 from jmapsyncd.errors import ConversionError
 
 PRODID = "-//jmapsyncd//EN"
@@ -385,7 +385,9 @@ class _ObjWriter:
             stamp = updated if isinstance(updated, str) else created
             w.raw(
                 "DTSTAMP",
-                local_to_ical_value(stamp) if isinstance(stamp, str) else "19700101T000000Z",
+                local_to_ical_value(stamp)
+                if isinstance(stamp, str)
+                else local_to_ical_value(NO_STAMP),
             )
         elif isinstance(updated, str):
             w.raw("LAST-MODIFIED", local_to_ical_value(updated))
