@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jmapsyncd.vdir.item import Item, content_hash, extract_uid
 
 
@@ -35,3 +37,35 @@ def test_item_derives_uid_unless_given() -> None:
 def test_hash_depends_on_text_only() -> None:
     assert Item("UID:a\r\n").hash == Item("UID:a\r\n", uid="z").hash == content_hash("UID:a\r\n")
     assert Item("UID:a\r\n").hash != Item("UID:b\r\n").hash
+
+
+SERIES = (
+    "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:old-\r\n uid\r\nSUMMARY:master\r\n"
+    "BEGIN:VALARM\r\nUID:alarm-1\r\nACTION:DISPLAY\r\nEND:VALARM\r\nEND:VEVENT\r\n"
+    "BEGIN:VEVENT\r\nuid;X-P=1:old-uid\r\nRECURRENCE-ID:20260101T100000Z\r\n"
+    "SUMMARY:UID:old-uid stays in text\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_with_uid_rewrites_every_component_of_the_series() -> None:
+    copy = Item(SERIES).with_uid("new-1")
+    assert copy.uid == "new-1"
+    assert copy.text == (
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:new-1\r\nSUMMARY:master\r\n"
+        "BEGIN:VALARM\r\nUID:alarm-1\r\nACTION:DISPLAY\r\nEND:VALARM\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nuid;X-P=1:new-1\r\nRECURRENCE-ID:20260101T100000Z\r\n"
+        "SUMMARY:UID:old-uid stays in text\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def test_with_uid_keeps_lf_line_ends() -> None:
+    assert Item("BEGIN:VTODO\nUID:a\nEND:VTODO\n").with_uid("b").text == (
+        "BEGIN:VTODO\nUID:b\nEND:VTODO\n"
+    )
+
+
+def test_with_uid_needs_a_uid_and_a_one_line_value() -> None:
+    with pytest.raises(ValueError, match="UID"):
+        Item("BEGIN:VTODO\r\nEND:VTODO\r\n").with_uid("b")
+    with pytest.raises(ValueError, match="UID"):
+        Item("UID:a\r\n").with_uid("b\r\nX-INJECTED:1")
