@@ -17,7 +17,9 @@ Promises:
   anything else is not deleted.
 
 The etag check and the write are not one atomic step: an editor saving in the window between
-them can still lose its write to ours. vdirsyncer and khal accept the same window.
+them can still lose its write to ours. vdirsyncer and khal accept the same window. Likewise the
+path checks guard against hostile names and links, not against another local user swapping a
+link between our check and our write: the vdir is the user's own folder.
 """
 
 from __future__ import annotations
