@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakeserver import objects, timeutil
-from tests.fakeserver.encoding import decode_id
+from tests.fakeserver.encoding import decode_id, decode_stalwart_state
 from tests.fakeserver.objects import SetErr
 from tests.fakeserver.patch import PatchError, apply_patch
 from tests.fakeserver.session import CORE, TASKS, calendars_capability, known_capabilities
@@ -92,11 +92,18 @@ class Core:
 class Call:
     """One method call's context: the caller's store and the request's creation ids."""
 
-    def __init__(self, core: Core, store: Store, created_ids: dict[str, str]) -> None:
+    def __init__(
+        self,
+        core: Core,
+        store: Store,
+        created_ids: dict[str, str],
+        where: tuple[int, int] = (1, 1),
+    ) -> None:
         self.core = core
         self.store = store
         self.dialect = core.dialect
         self.created_ids = created_ids
+        self.where = where  # (line, column) just past this call's arguments in the body
 
     def resolve(self, ref: str) -> str | None:
         if ref.startswith("#"):
@@ -153,16 +160,24 @@ def handle(core: Core, username: str, body: bytes, content_type: str | None) -> 
             raise RequestProblem(400, "notRequest", "Invalid method call")
     given_ids = request.get("createdIds")
     created_ids = dict(given_ids) if isinstance(given_ids, dict) else {}
+    text = body.decode(errors="replace")
+    where = _argument_ends(text, len(calls))
+    if core.dialect == "stalwart":
+        _stalwart_state_misparse(calls, text)
     with core.lock:
         store = core.stores[username]
         store.ensure_defaults(with_tasks=core.tasks)
         responses: list[list[Any]] = []
-        for name, args, tag in calls:
+        for index, (name, args, tag) in enumerate(calls):
             try:
-                result = _dispatch(core, store, name, args, responses, created_ids, using)
+                result = _dispatch(
+                    core, Call(core, store, created_ids, where[index]), name, args, responses, using
+                )
                 responses.append([name, result, tag])
             except MethodError as err:
                 responses.append(["error", err.to_json(), tag])
+            except RequestProblem:
+                raise
             except Exception as err:  # a bug in the fake must not look like a hang
                 failure = MethodError("serverFail", f"{type(err).__name__}: {err}")
                 responses.append(["error", failure.to_json(), tag])
@@ -176,13 +191,59 @@ def _session_state(core: Core) -> str:
     return "3e25b2a0" if core.dialect == "stalwart" else "0"
 
 
+def _stalwart_state_misparse(calls: list[Any], text: str) -> None:
+    """Stalwart's parser fails the whole request on a bad state that is not the last argument."""
+    for _name, args, _tag in calls:
+        keys = list(args)
+        for key in ("sinceState", "ifInState"):
+            value = args.get(key)
+            if isinstance(value, str) and decode_stalwart_state(value) is None and keys[-1] != key:
+                raise RequestProblem(400, "notRequest", text)
+
+
+def _argument_ends(text: str, count: int) -> list[tuple[int, int]]:
+    """(line, column) of the end of each call's arguments object, for serde-like messages."""
+    fallback = [(1, 1)] * count
+    decoder = json.JSONDecoder()
+
+    def skip(pos: int) -> int:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    try:
+        pos = skip(0) + 1  # past "{"
+        while True:
+            pos = skip(pos)
+            key, pos = decoder.raw_decode(text, pos)
+            pos = skip(skip(pos) + 1)  # past ":"
+            if key != "methodCalls":
+                _value, pos = decoder.raw_decode(text, pos)
+                pos = skip(pos) + 1  # past ","
+                continue
+            ends: list[tuple[int, int]] = []
+            pos += 1  # past "["
+            for _ in range(count):
+                pos = skip(skip(pos) + 1)  # past "[" of the call
+                _name, pos = decoder.raw_decode(text, pos)
+                pos = skip(skip(pos) + 1)  # past ","
+                _args, pos = decoder.raw_decode(text, pos)
+                line = text.count("\n", 0, pos) + 1
+                ends.append((line, pos - (text.rfind("\n", 0, pos) + 1)))
+                pos = skip(pos) + 1  # past ","
+                _tag, pos = decoder.raw_decode(text, skip(pos))
+                pos = skip(skip(pos) + 1) + 1  # past "]" and ","
+            return ends
+    except (ValueError, IndexError):
+        return fallback
+
+
 def _dispatch(
     core: Core,
-    store: Store,
+    call: Call,
     name: str,
     args: Obj,
     responses: list[list[Any]],
-    created_ids: dict[str, str],
     using: list[str],
 ) -> Obj:
     capability = core.method_capability(name)
@@ -197,10 +258,10 @@ def _dispatch(
     args = _resolve_references(core, args, responses)
     if name == "Core/echo":
         return args
-    target = _account(core, store, args)
+    call.store = _account(core, call.store, args)
     handler = METHODS[name]
     type_name = name.split("/", 1)[0]
-    return handler(Call(core, target, created_ids), type_name, args)
+    return handler(call, type_name, args)
 
 
 def _account(core: Core, store: Store, args: Obj) -> Store:
@@ -360,7 +421,10 @@ def _changes(call: Call, type_name: str, args: Obj) -> Obj:
     try:
         page = call.store.changes(type_name, since, effective)
     except InvalidState:
-        raise MethodError("invalidArguments", "invalid JMAP State at line 1 column 1") from None
+        line, column = call.where
+        raise MethodError(
+            "invalidArguments", f"invalid JMAP State at line {line} column {column}"
+        ) from None
     except CannotCalculateChanges:
         raise MethodError("cannotCalculateChanges", CANNOT_CALCULATE) from None
     out: Obj = {
@@ -536,6 +600,12 @@ def _query(call: Call, type_name: str, args: Obj) -> Obj:
     collection = store.collection(type_name)
     tz_name = args.get("timeZone")
     filter_node = args.get("filter")
+    if args.get("expandRecurrences"):
+        if not (
+            isinstance(filter_node, dict) and "after" in filter_node and "before" in filter_node
+        ):
+            raise MethodError("invalidArguments", "expandRecurrences needs after and before")
+        raise MethodError("invalidArguments", "expandRecurrences is not implemented by this fake")
     predicate = (
         _compile_filter(call, type_name, filter_node, tz_name)
         if filter_node is not None
@@ -604,6 +674,9 @@ def _set(call: Call, type_name: str, args: Obj) -> Obj:
     if_in_state = args.get("ifInState")
     if if_in_state is not None and if_in_state != store.state(type_name):
         raise MethodError("stateMismatch")
+    if dialect == "cyrus36" and "onDestroyRemoveEvents" in args:
+        # Cyrus 3.6 does not know the argument (it always removes a calendar's events).
+        raise MethodError("invalidArguments", arguments=["onDestroyRemoveEvents"])
     create = args.get("create") or {}
     update = args.get("update") or {}
     destroy = args.get("destroy") or []
@@ -659,6 +732,9 @@ def _set(call: Call, type_name: str, args: Obj) -> Obj:
                 destroyed.append(real)
             except SetErr as err:
                 not_destroyed[str(ref)] = err.to_json()
+        default = args.get("onSuccessSetIsDefault")
+        if type_name == "Calendar" and isinstance(default, str):
+            _set_default_calendar(call, default)
     out: Obj = {
         "accountId": store.account_id,
         "oldState": old_state,
@@ -729,10 +805,23 @@ def _update_one(call: Call, type_name: str, real: str, patch: Obj, uids_before: 
     store.replace(type_name, {"id": real, **prepared})
 
 
+def _set_default_calendar(call: Call, ref: str) -> None:
+    """``onSuccessSetIsDefault``: exactly one calendar has ``isDefault`` afterwards."""
+    store = call.store
+    chosen = call.resolve(ref)
+    if chosen not in store.calendars:
+        return
+    for cal_id, cal in list(store.calendars.items()):
+        wanted = cal_id == chosen
+        if bool(cal.get("isDefault")) != wanted:
+            store.replace("Calendar", {**cal, "isDefault": wanted})
+
+
 def _destroy_one(call: Call, type_name: str, real: str, args: Obj) -> None:
     store = call.store
     if type_name == "Calendar":
-        if store.events_in(real) and not args.get("onDestroyRemoveEvents"):
+        removes = args.get("onDestroyRemoveEvents") or call.dialect == "cyrus36"
+        if store.events_in(real) and not removes:
             raise SetErr("calendarHasEvent", "Calendar is not empty.")
         store.destroy_calendar(real, remove_events=True)
     elif type_name == "TaskList":

@@ -318,8 +318,43 @@ def _prepare_stalwart(
     uid = data.get("uid")
     if existing is None and isinstance(uid, str) and uid in uids_before:
         raise invalid(f"An event with UID {uid} already exists.", "uid")
+    _stalwart_participants(data, store.username)
     # Stalwart stamps DTSTAMP (``updated``) on every write but adds no ``created``.
     return _finish(data, existing, "Event", stamp_created=False)
+
+
+# Roles that survive Stalwart's round trip through iCalendar ROLE parameters.
+STALWART_ROLES = frozenset({"owner", "chair", "optional", "informational", "contact"})
+
+
+def _stalwart_participants(data: Obj, username: str) -> None:
+    """Drop roles Stalwart loses and add the account as organizer when there is none."""
+    people = data.get("participants")
+    if not isinstance(people, dict) or not people:
+        return
+    has_owner = False
+    for person in people.values():
+        if not isinstance(person, dict) or not isinstance(person.get("roles"), dict):
+            continue
+        roles = {k: v for k, v in person["roles"].items() if k in STALWART_ROLES}
+        if roles:
+            person["roles"] = roles
+        else:
+            del person["roles"]
+        has_owner = has_owner or "owner" in roles
+    if has_owner or data.get("replyTo"):
+        return
+    address = f"mailto:{user_address(username)}"
+    data["replyTo"] = {"imip": address}
+    key = "organizer"
+    while key in people:
+        key += "-"
+    people[key] = {
+        "@type": "Participant",
+        "name": username,
+        "sendTo": {"imip": address},
+        "roles": {"owner": True},
+    }
 
 
 def _prepare_ietf(store: Store, data: Obj, resolve: Resolver, existing: Obj | None) -> Obj:

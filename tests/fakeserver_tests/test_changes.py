@@ -159,7 +159,7 @@ def test_cyrus36_calendar_destroy_breaks_event_changes(craw: Raw) -> None:
     cal = store.add_calendar("Doomed")
     store.add_event(cal, {"uid": "a"})
     old = _state(craw)
-    craw.call("Calendar/set", {"destroy": [cal], "onDestroyRemoveEvents": True})
+    craw.call("Calendar/set", {"destroy": [cal]})
     assert _changes(craw, old)["error"]["type"] == "cannotCalculateChanges"
 
 
@@ -168,3 +168,29 @@ def test_calendar_changes_after_calendar_set(raw: Raw) -> None:
     created = raw.call("Calendar/set", {"create": {"k": {"name": "Work"}}})["created"]["k"]["id"]
     changes = raw.call("Calendar/changes", {"sinceState": since})
     assert changes["created"] == [created]
+
+
+def test_stalwart_invalid_state_names_the_column_past_the_arguments(sraw: Raw) -> None:
+    body = (
+        '{"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:calendars"], '
+        '"methodCalls": [["CalendarEvent/changes", {"accountId": "b", "sinceState": "xyz"}, "0"]]}'
+    )
+    response = sraw.http.post(
+        sraw.server.api_url, data=body, headers={"Content-Type": "application/json"}
+    )
+    error = response.json()["methodResponses"][0][1]
+    column = body.index('"xyz"}') + len('"xyz"}')
+    assert error == {
+        "type": "invalidArguments",
+        "description": f"invalid JMAP State at line 1 column {column}",
+    }
+
+
+def test_stalwart_invalid_state_not_last_fails_the_whole_request(sraw: Raw) -> None:
+    body = {
+        "using": sraw.using,
+        "methodCalls": [["CalendarEvent/changes", {"sinceState": "", "accountId": "b"}, "0"]],
+    }
+    response = sraw.post(body)
+    assert response.status_code == 400
+    assert response.json()["type"] == "urn:ietf:params:jmap:error:notRequest"
