@@ -1,0 +1,305 @@
+"""The sync engine end to end: one pass brings the account and the vdir together.
+
+The round trip runs on every server we know (real Cyrus 3.6 and 3.10, the fake server's
+Stalwart and IETF dialects); the rest runs on the fake server, whose store can be edited
+directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jmapsyncd.jmap import JMAPClient
+from jmapsyncd.vdir import extract_uid, href_for_uid, safe_name
+from tests.conftest import ServerAccount
+from tests.fakeserver import FakeJMAPServer
+from tests.sync.test_engine_support import (
+    ClientSide,
+    FakeSide,
+    World,
+    fake_world,
+    ics_event,
+    ics_task,
+    jscal_event,
+    open_world,
+)
+
+SERVERS = [
+    pytest.param("fake-stalwart"),
+    pytest.param("fake-ietf"),
+    pytest.param("cyrus36_account", marks=pytest.mark.integration, id="cyrus-3.6"),
+    pytest.param("cyrus310_account", marks=pytest.mark.integration, id="cyrus-3.10"),
+]
+
+
+@pytest.fixture(params=SERVERS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """An engine against one server kind, fresh account, empty vdir."""
+    name: str = request.param
+    if name.startswith("fake-"):
+        with (
+            FakeJMAPServer(dialect=name.removeprefix("fake-")) as srv,
+            open_world(tmp_path, srv.session_url, srv.username, srv.password, FakeSide(srv)) as w,
+        ):
+            yield w
+        return
+    account: ServerAccount = request.getfixturevalue(name)
+    with (
+        JMAPClient(account.url, username=account.username, password=account.password) as other,
+        open_world(
+            tmp_path, account.url, account.username, account.password, ClientSide(other)
+        ) as w,
+    ):
+        yield w
+
+
+# -- the round trip ----------------------------------------------------------------------------
+
+
+def test_round_trip_between_server_and_vdir(world: World) -> None:
+    cal = world.server.default_calendar()
+    world.sync_clean()
+
+    # created on the server -> the file appears
+    event_id = world.server.add_event(cal, jscal_event("rt-server", "From the server"))
+    report = world.sync_clean()
+    assert report.downloaded == 1
+    assert world.local_summaries(cal) == {"rt-server": "From the server"}
+
+    # a new file -> on the server
+    world.write_uid(cal, "rt-local", ics_event("rt-local", "From the vdir"))
+    report = world.sync_clean()
+    assert report.uploaded == 1
+    assert world.server_titles(cal) == {
+        "rt-server": "From the server",
+        "rt-local": "From the vdir",
+    }
+
+    # the file edited -> the server follows
+    world.write_uid(cal, "rt-local", ics_event("rt-local", "Edited in the vdir"))
+    report = world.sync_clean()
+    assert report.uploaded == 1
+    assert world.server_titles(cal)["rt-local"] == "Edited in the vdir"
+
+    # the file deleted -> deleted on the server
+    (world.folder(cal) / href_for_uid("rt-local")).unlink()
+    report = world.sync_clean()
+    assert report.deleted_remote == 1
+    assert world.server_titles(cal) == {"rt-server": "From the server"}
+
+    # edited on the server -> the file follows
+    world.server.update_event(event_id, {"title": "Edited on the server"})
+    report = world.sync_clean()
+    assert report.downloaded == 1
+    assert world.local_summaries(cal) == {"rt-server": "Edited on the server"}
+
+    # destroyed on the server -> the file goes
+    world.server.destroy_event(event_id)
+    report = world.sync_clean()
+    assert report.deleted_local == 1
+    assert world.local_summaries(cal) == {}
+
+    # nothing changed -> nothing to do
+    report = world.sync_clean()
+    assert report.changed == 0
+    assert report.full is False
+
+
+def test_second_pass_after_a_download_and_an_upload_is_a_no_op(world: World) -> None:
+    cal = world.server.default_calendar()
+    world.server.add_event(cal, jscal_event("noop-a", "A"))
+    world.sync_clean()
+    world.write_uid(cal, "noop-b", ics_event("noop-b", "B"))
+    world.sync_clean()
+    before = world.files(cal)
+    report = world.sync_clean()
+    assert (report.changed, report.conflicts) == (0, 0)
+    assert world.files(cal) == before
+    assert world.engine.db.conflicts() == []
+
+
+def test_restart_resumes_with_an_incremental_pass(world: World) -> None:
+    cal = world.server.default_calendar()
+    world.server.add_event(cal, jscal_event("restart-a", "A"))
+    assert world.sync_clean().full is True
+    world.restart()
+    world.server.add_event(cal, jscal_event("restart-b", "B"))
+    report = world.sync_clean()
+    assert report.full is False
+    assert report.downloaded == 1
+    assert world.local_summaries(cal) == {"restart-a": "A", "restart-b": "B"}
+
+
+# -- tasks -------------------------------------------------------------------------------------
+
+
+def test_tasks_sync_both_ways_in_task_list_folders(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "ietf", tasks=True) as (srv, w):
+        task_list = srv.store.default_task_list_id
+        task_id = srv.store.add_task(task_list, {"@type": "Task", "uid": "t-srv", "title": "Buy"})
+        w.sync_clean()
+        assert w.local_summaries(task_list) == {"t-srv": "Buy"}
+        assert "BEGIN:VTODO" in w.files(task_list)[href_for_uid("t-srv")]
+        # tasks never land in a calendar folder
+        assert w.local_uids(srv.store.default_calendar_id) == []
+
+        w.write_uid(task_list, "t-local", ics_task("t-local", "Call"))
+        assert w.sync_clean().uploaded == 1
+        titles = {t["uid"]: t.get("title") for t in srv.store.tasks.values()}
+        assert titles == {"t-srv": "Buy", "t-local": "Call"}
+        new = next(t for t in srv.store.tasks.values() if t["uid"] == "t-local")
+        assert new["taskListId"] == task_list
+
+        srv.store.update_task(task_id, {"title": "Buy milk"})
+        w.write_uid(task_list, "t-local", ics_task("t-local", "Call mum"))
+        w.sync_clean()
+        assert w.local_summaries(task_list) == {"t-srv": "Buy milk", "t-local": "Call mum"}
+        titles = {t["uid"]: t.get("title") for t in srv.store.tasks.values()}
+        assert titles == {"t-srv": "Buy milk", "t-local": "Call mum"}
+
+        (w.folder(task_list) / href_for_uid("t-srv")).unlink()
+        assert w.sync_clean().deleted_remote == 1
+        assert [t["uid"] for t in srv.store.tasks.values()] == ["t-local"]
+
+
+# -- collections -------------------------------------------------------------------------------
+
+
+def test_calendar_rename_and_recolour_on_the_server_update_the_folder(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "stalwart") as (srv, w):
+        cal = srv.store.add_calendar("Work", color="#112233")
+        w.sync_clean()
+        folder = w.folder(cal)
+        assert (folder / "displayname").read_text().strip() == "Work"
+        assert (folder / "color").read_text().strip().upper() == "#112233"
+
+        srv.store.update_calendar(cal, {"name": "Job", "color": "#aabbcc"})
+        w.sync_clean()
+        assert (folder / "displayname").read_text().strip() == "Job"
+        assert (folder / "color").read_text().strip().upper() == "#AABBCC"
+
+
+def test_local_displayname_edit_renames_the_calendar_on_the_server(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "ietf") as (srv, w):
+        cal = srv.store.add_calendar("Work")
+        w.sync_clean()
+        (w.folder(cal) / "displayname").write_text("Office\n")
+        w.sync_clean()
+        assert srv.store.calendars[cal]["name"] == "Office"
+        # and it stays that way
+        w.sync_clean()
+        assert srv.store.calendars[cal]["name"] == "Office"
+        assert (w.folder(cal) / "displayname").read_text().strip() == "Office"
+
+
+def test_new_local_folder_with_a_displayname_becomes_a_calendar(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "stalwart") as (srv, w):
+        w.sync_clean()
+        folder = w.root / "my-new-calendar"
+        folder.mkdir()
+        (folder / "displayname").write_text("Holidays\n")
+        (folder / "color").write_text("#00FF00\n")
+        (folder / "trip.ics").write_text(ics_event("trip", "Trip"))
+        report = w.sync_clean()
+        assert report.collections_created == 1
+        [(cal_id, cal)] = [
+            (k, c) for k, c in srv.store.calendars.items() if c["name"] == "Holidays"
+        ]
+        assert str(cal.get("color", "")).upper() == "#00FF00"
+        assert w.server_titles(cal_id) == {"trip": "Trip"}
+        # the folder keeps its name and is not mirrored a second time
+        assert sorted(p.name for p in w.root.iterdir()).count("my-new-calendar") == 1
+        report = w.sync_clean()
+        assert report.changed == 0
+        assert report.collections_created == 0
+        assert len([c for c in srv.store.calendars.values() if c["name"] == "Holidays"]) == 1
+
+
+def test_new_local_folder_without_a_displayname_is_left_alone(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "ietf") as (srv, w):
+        w.sync_clean()
+        folder = w.root / "scratch"
+        folder.mkdir()
+        (folder / "x.ics").write_text(ics_event("x", "X"))
+        before = dict(srv.store.calendars)
+        w.sync_clean()
+        assert srv.store.calendars.keys() == before.keys()
+        assert srv.store.events == {}
+
+
+def test_calendar_deleted_on_the_server_removes_its_folder(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "ietf") as (srv, w):
+        cal = srv.store.add_calendar("Old")
+        srv.store.add_event(cal, jscal_event("old-1", "One"))
+        w.sync_clean()
+        assert w.folder(cal).is_dir()
+        srv.store.destroy_calendar(cal)
+        report = w.sync_clean()
+        assert report.collections_deleted == 1
+        assert not w.folder(cal).exists()
+        assert all(c.jmap_id != cal for c in w.db.collections())
+
+
+def test_calendar_deleted_on_the_server_keeps_a_folder_with_unsynced_edits(
+    tmp_path: Path,
+) -> None:
+    with fake_world(tmp_path, "ietf") as (srv, w):
+        cal = srv.store.add_calendar("Old")
+        srv.store.add_event(cal, jscal_event("old-1", "One"))
+        w.sync_clean()
+        w.write_uid(cal, "old-1", ics_event("old-1", "One, edited"))
+        w.write_uid(cal, "old-2", ics_event("old-2", "Two, new"))
+        srv.store.destroy_calendar(cal)
+        report = w.sync()
+        assert any("unsynced" in e for e in report.errors), report.errors
+        assert w.local_summaries(cal) == {"old-1": "One, edited", "old-2": "Two, new"}
+        assert any("unsynced" in e.message for e in w.db.errors())
+        # reported again, not deleted later either
+        report = w.sync()
+        assert w.local_summaries(cal) == {"old-1": "One, edited", "old-2": "Two, new"}
+        assert len(w.db.errors()) == 1
+
+
+def test_event_moved_between_calendars_on_the_server_moves_between_folders(
+    tmp_path: Path,
+) -> None:
+    with fake_world(tmp_path, "ietf") as (srv, w):
+        home = srv.store.default_calendar_id
+        work = srv.store.add_calendar("Work")
+        event_id = srv.store.add_event(home, jscal_event("mover", "Moving"))
+        w.sync_clean()
+        assert w.local_uids(home) == ["mover"]
+        srv.store.update_event(event_id, {"calendarIds": {work: True}})
+        w.sync_clean()
+        assert w.local_uids(home) == []
+        assert w.local_summaries(work) == {"mover": "Moving"}
+        # the server still has it exactly once
+        assert [e["uid"] for e in srv.store.events.values()] == ["mover"]
+        assert w.sync_clean().changed == 0
+
+
+def test_event_moved_between_folders_locally_moves_on_the_server(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "ietf") as (srv, w):
+        home = srv.store.default_calendar_id
+        work = srv.store.add_calendar("Work")
+        srv.store.add_event(home, jscal_event("mover", "Moving"))
+        w.sync_clean()
+        src = w.folder(home) / href_for_uid("mover")
+        src.rename(w.folder(work) / href_for_uid("mover"))
+        w.sync_clean()
+        events = list(srv.store.events.values())
+        assert [(e["uid"], list(e["calendarIds"])) for e in events] == [("mover", [work])]
+        assert w.local_uids(home) == []
+        assert w.local_uids(work) == ["mover"]
+
+
+def test_folder_names_follow_safe_names_of_calendar_ids(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "stalwart") as (srv, w):
+        cal = srv.store.add_calendar("Plain")
+        w.sync_clean()
+        assert (w.root / safe_name(cal)).is_dir()
+        files = w.files(cal)
+        assert all(extract_uid(t) for t in files.values())
