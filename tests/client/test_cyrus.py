@@ -3,6 +3,7 @@ through both clients. One fresh account per test."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -220,3 +221,65 @@ async def test_deleting_a_calendar_then_changes_from_old_state(
         except CannotCalculateChanges:
             return  # the documented answer: the caller lists everything again
         assert changes.destroyed  # or, if the server can tell, the event is reported gone
+
+
+@pytest.mark.asyncio
+async def test_change_feed_pages_on_the_real_server(cyrus_account: Any, kind: str) -> None:
+    async with open_api(kind, cyrus_account.url, **_account(cyrus_account)) as api:
+        state = await api.get_event_state()
+        create = {str(i): event(f"feed-{i}", f"F{i}", "Default", day=1 + i) for i in range(5)}
+        result = await api.set_events(create=create)
+        assert result.ok
+        ids = {v["id"] for v in result.created.values()}
+        changes = await api.event_changes(state, max_changes=2)
+        assert set(changes.created) == ids
+        assert changes.updated == ()
+        again = await api.event_changes(changes.new_state)
+        assert again.empty
+
+
+@pytest.mark.asyncio
+async def test_scheduling_event_is_stored_without_sending_mail(
+    cyrus_account: Any, kind: str
+) -> None:
+    async with open_api(kind, cyrus_account.url, **_account(cyrus_account)) as api:
+        me = f"mailto:{cyrus_account.username}@example.com"
+        participants = {
+            "org": {
+                "@type": "Participant",
+                "name": "Me",
+                "sendTo": {"imip": me},
+                "roles": {"owner": True, "attendee": True},
+                "participationStatus": "accepted",
+            },
+            "guest": {
+                "@type": "Participant",
+                "name": "Guest",
+                "sendTo": {"imip": "mailto:guest@example.net"},
+                "roles": {"attendee": True},
+                "participationStatus": "needs-action",
+            },
+        }
+        ev = {**event("meet-1", "Meeting", "Default"), "participants": participants}
+        result = await api.set_events(create={"m": ev})
+        assert result.ok, result
+        got = (await api.get_events([result.created["m"]["id"]]))[0]
+        addresses = {p["sendTo"]["imip"].lower() for p in got["participants"].values()}
+        assert "mailto:guest@example.net" in addresses
+        assert got["replyTo"]["imip"].lower() == me
+
+
+@pytest.mark.asyncio
+async def test_free_text_search(cyrus_account: Any, kind: str) -> None:
+    async with open_api(kind, cyrus_account.url, **_account(cyrus_account)) as api:
+        cal = (await api.get_calendars())[0]
+        wanted = await api.create_event(cal.id, ics("text-1", "Quarterly zebra review"))
+        await api.create_event(cal.id, ics("text-2", "Lunch", day=4))
+        # The server indexes text after the write; ask again for a little while.
+        found: list[Any] = []
+        for _ in range(50):
+            found = await api.search_events(text="zebra")
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert [o.id for o in found] == [wanted]
