@@ -66,6 +66,9 @@ class Core:
         self.lock = threading.RLock()
         self.stores: dict[str, Store] = {}
         self.force_cannot_calculate = False
+        # Stalwart indexes text in a queued task: with this set, text filters see a write only
+        # from the next API request on.
+        self.lazy_text_index = False
         self.changed = threading.Condition(self.lock)
         self.change_counter = 0
         self.last_changes: dict[str, dict[str, str]] = {}
@@ -167,6 +170,8 @@ def handle(core: Core, username: str, body: bytes, content_type: str | None) -> 
     with core.lock:
         store = core.stores[username]
         store.ensure_defaults(with_tasks=core.tasks)
+        if core.lazy_text_index:
+            store.index_text()
         responses: list[list[Any]] = []
         for index, (name, args, tag) in enumerate(calls):
             try:
@@ -453,7 +458,7 @@ EVENT_FILTERS = {
 }  # fmt: skip
 TASK_FILTERS = {"inTaskLists", "inTaskList", "after", "before", "text", "title", "description",
                 "uid", "progress"}  # fmt: skip
-EVENT_SORTS = {"start", "uid", "recurrenceId"}
+EVENT_SORTS = {"stalwart": {"start", "uid", "recurrenceId"}}
 TASK_SORTS = {"start", "due", "uid", "title"}
 
 
@@ -521,9 +526,19 @@ def _words(value: Any) -> str:
     return ""
 
 
-def _text_matcher(fields: Callable[[Obj], str], query: str) -> Callable[[Obj], bool]:
+def _text_matcher(
+    call: Call, type_name: str, fields: Callable[[Obj], str], query: str
+) -> Callable[[Obj], bool]:
+    """Every word of ``query`` must occur; with a lazy index, in the last indexed version."""
     tokens = query.lower().split()
-    return lambda obj: all(t in fields(obj) for t in tokens)
+    lazy = call.core.lazy_text_index
+    store = call.store
+
+    def match(obj: Obj) -> bool:
+        seen = store.indexed_version(type_name, obj["id"]) if lazy else obj
+        return seen is not None and all(t in fields(seen) for t in tokens)
+
+    return match
 
 
 def _participants(obj: Obj, role: str | None) -> str:
@@ -578,11 +593,12 @@ def _condition(
         "description": lambda o: _words(o.get("description")),
         "location": lambda o: _words(o.get("locations")),
         "owner": lambda o: _participants(o, "owner") + " " + _words(o.get("replyTo")),
-        "attendee": lambda o: _participants(o, "attendee"),
+        "attendee": lambda o: _participants(o, None),
     }
     if key == "text":
-        return _text_matcher(lambda o: " ".join(f(o) for f in field_text.values()), value)
-    return _text_matcher(field_text[key], value)
+        every = field_text.values()
+        return _text_matcher(call, type_name, lambda o: " ".join(f(o) for f in every), value)
+    return _text_matcher(call, type_name, field_text[key], value)
 
 
 def _sort_key(type_name: str, prop: str) -> Callable[[Obj], Any]:
@@ -616,7 +632,10 @@ def _query(call: Call, type_name: str, args: Obj) -> Obj:
     if sort is not None:
         if not isinstance(sort, list):
             raise MethodError("invalidArguments", "sort must be a list")
-        allowed = EVENT_SORTS if type_name == "CalendarEvent" else TASK_SORTS
+        if type_name == "CalendarEvent":
+            allowed = EVENT_SORTS.get(call.dialect, {"start", "uid"})
+        else:
+            allowed = TASK_SORTS
         if type_name in ("Calendar", "TaskList"):
             allowed = {"name", "sortOrder"}
         for comparator in reversed(sort):

@@ -123,8 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         fake = self.server.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        body = self._read_body()
         fake._record(self.command, self.path, dict(self.headers.items()), body)
         fault = fake._take_fault(self.path)
         if fault is not None:
@@ -153,6 +152,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, headers, payload, truncate=True)
             return
         self._send(status, headers, payload)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, status: int, headers: Headers, payload: bytes, truncate: bool = False) -> None:
         self.send_response(status)
@@ -349,6 +362,15 @@ class FakeJMAPServer:
     @property
     def limits(self) -> dict[str, Any]:
         return self._core.limits
+
+    @property
+    def lazy_text_index(self) -> bool:
+        """When true, text filters miss writes made in the same API request (Stalwart's queue)."""
+        return self._core.lazy_text_index
+
+    @lazy_text_index.setter
+    def lazy_text_index(self, value: bool) -> None:
+        self._core.lazy_text_index = value
 
     @property
     def force_cannot_calculate(self) -> bool:

@@ -96,6 +96,7 @@ class Store:
         self._batch_depth = 0
         self._batch_seq: int | None = None
         self._batch_types: set[str] = set()
+        self._text_index: dict[str, dict[str, Obj]] = {t: {} for t in TYPES}
         self._default_calendar: str | None = None
         self._default_task_list: str | None = None
 
@@ -325,6 +326,18 @@ class Store:
                 for task_id in self.tasks_in(task_list_id):
                     self._remove("Task", task_id)
             self._remove("TaskList", task_list_id)
+
+    # ----------------------------------------------------------------- text index
+
+    def index_text(self) -> None:
+        """Make every current object visible to text filters (used with a lazy text index)."""
+        with self.lock:
+            for type_name in TYPES:
+                self._text_index[type_name] = copy.deepcopy(self.collection(type_name))
+
+    def indexed_version(self, type_name: str, obj_id: str) -> Obj | None:
+        with self.lock:
+            return self._text_index[type_name].get(obj_id)
 
     # ----------------------------------------------------------------- /changes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -459,3 +460,36 @@ def test_stalwart_adds_the_account_as_organizer(sraw: Raw) -> None:
 def test_expand_recurrences_needs_both_bounds(raw: Raw) -> None:
     result = raw.call("CalendarEvent/query", {"expandRecurrences": True, "filter": {"uid": "x"}})
     assert result["error"]["type"] == "invalidArguments"
+
+
+def test_lazy_text_index_hides_writes_until_the_next_request(sraw: Raw) -> None:
+    sraw.server.lazy_text_index = True
+    cal = sraw.server.store.default_calendar_id
+    answer = sraw.request(
+        [
+            [
+                "CalendarEvent/set",
+                {"accountId": "b", "create": {"k": sraw.new_event(cal, title="Zebra")}},
+                "0",
+            ],
+            ["CalendarEvent/query", {"accountId": "b", "filter": {"text": "zebra"}}, "1"],
+        ]
+    )
+    assert answer["methodResponses"][1][1]["ids"] == []
+    later = sraw.call("CalendarEvent/query", {"filter": {"text": "zebra"}})
+    assert later["ids"] == [answer["methodResponses"][0][1]["created"]["k"]["id"]]
+
+
+def test_chunked_request_body_is_read(raw: Raw) -> None:
+    body = (
+        b'{"using": ["urn:ietf:params:jmap:core"], "methodCalls": [["Core/echo", {"c": 1}, "0"]]}'
+    )
+
+    def chunks() -> Iterator[bytes]:
+        yield body[:10]
+        yield body[10:]
+
+    response = raw.http.post(
+        raw.server.api_url, data=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.json()["methodResponses"] == [["Core/echo", {"c": 1}, "0"]]
