@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 
 from jmapsyncd.jmap import AsyncJMAPClient, JMAPClient
 
@@ -50,3 +52,29 @@ def test_reference_methods_exist() -> None:
         ("url", inspect.Parameter.empty), ("username", None), ("password", None),
         ("auth", None), ("auth_type", None), ("timeout", 30),
     ]  # fmt: skip
+
+
+class _Unasync(ast.NodeTransformer):
+    """Turns ``async def``/``await`` into their sync forms."""
+
+    def visit_Await(self, node: ast.Await) -> ast.AST:
+        inner: ast.AST = self.visit(node.value)
+        return inner
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
+        sync = ast.FunctionDef(**{field: getattr(node, field) for field in node._fields})
+        return self.generic_visit(sync)
+
+
+def _body(cls: type, name: str) -> str:
+    """A method's syntax tree with the sync/async differences taken out."""
+    source = textwrap.dedent(inspect.getsource(getattr(cls, name)))
+    tree = ast.parse(source.replace("AsyncJMAPClient", "JMAPClient"))
+    return ast.dump(_Unasync().visit(tree))
+
+
+def test_async_wrappers_are_the_sync_ones_awaited() -> None:
+    # The logic lives in the flows; each public method only hands a flow to its driver. This
+    # keeps the two clients from drifting apart.
+    for name in _public(JMAPClient):
+        assert _body(JMAPClient, name) == _body(AsyncJMAPClient, name), name
