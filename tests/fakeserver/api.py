@@ -325,6 +325,9 @@ def _walk(value: Any, parts: list[str]) -> Any:
     if not parts:
         return value
     head, rest = parts[0], parts[1:]
+    if head == "*" and isinstance(value, dict):
+        # RFC 8620 defines "*" on arrays; on a map (e.g. "/created/*/id") it walks the values.
+        value = list(value.values())
     if isinstance(value, list):
         if head == "*":
             items = [_walk(item, rest) for item in value]

@@ -177,3 +177,26 @@ def test_creation_id_reference_and_created_ids(raw: Raw) -> None:
     assert answer["createdIds"] == {"c1": cal_id, "e1": event_id}
     assert responses[2][1]["list"][0]["id"] == event_id
     assert raw.server.store.events[event_id]["calendarIds"] == {cal_id: True}
+
+
+def test_result_reference_into_created_map(raw: Raw) -> None:
+    cal = raw.server.store.default_calendar_id
+    answer = raw.request(
+        [
+            [
+                "CalendarEvent/set",
+                {"accountId": raw.account, "create": {"a": raw.new_event(cal, uid="r1")}},
+                "s",
+            ],
+            [
+                "CalendarEvent/get",
+                {
+                    "accountId": raw.account,
+                    "#ids": {"resultOf": "s", "name": "CalendarEvent/set", "path": "/created/*/id"},
+                    "properties": ["uid"],
+                },
+                "g",
+            ],
+        ]
+    )
+    assert [e["uid"] for e in answer["methodResponses"][1][1]["list"]] == ["r1"]
