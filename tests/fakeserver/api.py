@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakeserver import objects, timeutil
+from tests.fakeserver import objects, recurrence, timeutil
 from tests.fakeserver.encoding import decode_id, decode_stalwart_state
 from tests.fakeserver.objects import SetErr
 from tests.fakeserver.patch import PatchError, apply_patch
@@ -369,6 +369,13 @@ def _get(call: Call, type_name: str, args: Obj) -> Obj:
     not_found: list[str] = []
     for ref in wanted:
         real = call.resolve(ref)
+        if type_name == "CalendarEvent" and real is not None and real not in collection:
+            parsed = recurrence.parse_instance_id(call.dialect, real, collection)
+            if parsed is not None:
+                base_id, moment = parsed
+                occurrence = recurrence.instance(collection[base_id], moment, real)
+                found.append(_render(call, type_name, occurrence, properties))
+                continue
         if real is None or real not in collection:
             if call.dialect == "stalwart" and decode_id(ref) is None and not ref.startswith("#"):
                 continue  # Stalwart drops ids it cannot parse, silently.
@@ -604,6 +611,19 @@ def _condition(
     return _text_matcher(call, type_name, field_text[key], value)
 
 
+def _expanded(call: Call, collection: dict[str, Obj]) -> list[Obj]:
+    """Every event, recurring ones replaced by their instances (with synthetic ids)."""
+    out: list[Obj] = []
+    for event in collection.values():
+        if not recurrence.rules_of(event):
+            out.append(event)
+            continue
+        for index, moment in enumerate(recurrence.occurrences(event)):
+            synthetic = recurrence.instance_id(call.dialect, event, index, moment)
+            out.append(recurrence.instance(event, moment, synthetic))
+    return out
+
+
 def _sort_key(type_name: str, prop: str) -> Callable[[Obj], Any]:
     if prop in ("start", "recurrenceId"):
         if type_name == "Task":
@@ -619,18 +639,20 @@ def _query(call: Call, type_name: str, args: Obj) -> Obj:
     collection = store.collection(type_name)
     tz_name = args.get("timeZone")
     filter_node = args.get("filter")
-    if args.get("expandRecurrences"):
-        if not (
-            isinstance(filter_node, dict) and "after" in filter_node and "before" in filter_node
-        ):
-            raise MethodError("invalidArguments", "expandRecurrences needs after and before")
-        raise MethodError("invalidArguments", "expandRecurrences is not implemented by this fake")
+    if args.get("expandRecurrences") and not (
+        isinstance(filter_node, dict) and "after" in filter_node and "before" in filter_node
+    ):
+        raise MethodError("invalidArguments", "expandRecurrences needs after and before")
     predicate = (
         _compile_filter(call, type_name, filter_node, tz_name)
         if filter_node is not None
         else (lambda obj: True)
     )
-    matched = [obj for obj in collection.values() if predicate(obj)]
+    if args.get("expandRecurrences") and type_name == "CalendarEvent":
+        candidates = _expanded(call, collection)
+    else:
+        candidates = list(collection.values())
+    matched = [obj for obj in candidates if predicate(obj)]
     sort = args.get("sort")
     if sort is not None:
         if not isinstance(sort, list):

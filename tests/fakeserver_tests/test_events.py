@@ -493,3 +493,35 @@ def test_chunked_request_body_is_read(raw: Raw) -> None:
         raw.server.api_url, data=chunks(), headers={"Content-Type": "application/json"}
     )
     assert response.json()["methodResponses"] == [["Core/echo", {"c": 1}, "0"]]
+
+
+def test_expand_recurrences_returns_instances_that_get_resolves(raw: Raw) -> None:
+    store = raw.server.store
+    weekly = {
+        "uid": "weekly",
+        "title": "Standup",
+        "start": "2026-01-05T09:00:00",
+        "duration": "PT15M",
+        "recurrenceRules": [{"frequency": "weekly", "count": 10}],
+        "recurrenceOverrides": {
+            "2026-01-19T09:00:00": {"excluded": True},
+            "2026-01-26T09:00:00": {"title": "Retro"},
+        },
+    }
+    base = store.add_event(store.default_calendar_id, weekly)
+    window = {
+        "after": _bound(raw, "2026-01-10T00:00:00"),
+        "before": _bound(raw, "2026-02-01T00:00:00"),
+    }
+    result = raw.call(
+        "CalendarEvent/query",
+        {"filter": window, "expandRecurrences": True, "sort": [{"property": "start"}]},
+    )
+    assert len(result["ids"]) == 2  # the 12th and the 26th; the 19th is excluded
+    assert base not in result["ids"]
+    got = raw.call("CalendarEvent/get", {"ids": result["ids"]})["list"]
+    assert [e["start"] for e in got] == ["2026-01-12T09:00:00", "2026-01-26T09:00:00"]
+    assert [e["title"] for e in got] == ["Standup", "Retro"]
+    if raw.server.dialect != "cyrus36":
+        assert {e["baseEventId"] for e in got} == {base}
+    assert all("recurrenceRules" not in e for e in got)
