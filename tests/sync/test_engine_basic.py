@@ -12,47 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from jmapsyncd.jmap import JMAPClient
 from jmapsyncd.vdir import extract_uid, href_for_uid, safe_name
-from tests.conftest import ServerAccount
-from tests.fakeserver import FakeJMAPServer
 from tests.sync.test_engine_support import (
-    ClientSide,
-    FakeSide,
+    SERVERS,
     World,
     fake_world,
     ics_event,
     ics_task,
     jscal_event,
-    open_world,
+    server_world,
 )
-
-SERVERS = [
-    pytest.param("fake-stalwart"),
-    pytest.param("fake-ietf"),
-    pytest.param("cyrus36_account", marks=pytest.mark.integration, id="cyrus-3.6"),
-    pytest.param("cyrus310_account", marks=pytest.mark.integration, id="cyrus-3.10"),
-]
 
 
 @pytest.fixture(params=SERVERS)
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """An engine against one server kind, fresh account, empty vdir."""
-    name: str = request.param
-    if name.startswith("fake-"):
-        with (
-            FakeJMAPServer(dialect=name.removeprefix("fake-")) as srv,
-            open_world(tmp_path, srv.session_url, srv.username, srv.password, FakeSide(srv)) as w,
-        ):
-            yield w
-        return
-    account: ServerAccount = request.getfixturevalue(name)
-    with (
-        JMAPClient(account.url, username=account.username, password=account.password) as other,
-        open_world(
-            tmp_path, account.url, account.username, account.password, ClientSide(other)
-        ) as w,
-    ):
+    with server_world(request, tmp_path) as w:
         yield w
 
 

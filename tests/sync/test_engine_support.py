@@ -15,21 +15,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import pytest
+
 from jmapsyncd.jmap import JMAPClient
 from jmapsyncd.state import StateDB
 from jmapsyncd.sync.engine import SyncEngine, SyncReport
 from jmapsyncd.sync.plan import ConflictPolicy
 from jmapsyncd.vdir import Vdir, extract_uid, href_for_uid, safe_name
+from tests.conftest import ServerAccount
 from tests.fakeserver import FakeJMAPServer
 
 __all__ = [
+    "SERVERS",
     "ClientSide",
     "FakeSide",
     "ServerSide",
     "World",
+    "fake_world",
     "ics_event",
     "ics_task",
+    "jscal_event",
     "open_world",
+    "server_world",
     "tree_snapshot",
 ]
 
@@ -309,3 +316,39 @@ def tree_snapshot(root: Path) -> set[str]:
         for name in [*dirnames, *filenames]:
             out.add(os.path.relpath(os.path.join(dirpath, name), root))
     return out
+
+
+#: Parameters for :func:`server_world`: the fake server's dialects and the real servers.
+SERVERS = [
+    pytest.param("fake-stalwart"),
+    pytest.param("fake-ietf"),
+    pytest.param("cyrus36_account", marks=pytest.mark.integration, id="cyrus-3.6"),
+    pytest.param("cyrus310_account", marks=pytest.mark.integration, id="cyrus-3.10"),
+]
+
+
+@contextmanager
+def server_world(
+    request: pytest.FixtureRequest,
+    tmp: Path,
+    policy: ConflictPolicy = ConflictPolicy.KEEP_BOTH,
+) -> Iterator[World]:
+    """A world on the server named by ``request.param`` (one of :data:`SERVERS`)."""
+    name: str = request.param
+    if name.startswith("fake-"):
+        with (
+            FakeJMAPServer(dialect=name.removeprefix("fake-")) as srv,
+            open_world(
+                tmp, srv.session_url, srv.username, srv.password, FakeSide(srv), policy
+            ) as w,
+        ):
+            yield w
+        return
+    account: ServerAccount = request.getfixturevalue(name)
+    with (
+        JMAPClient(account.url, username=account.username, password=account.password) as other,
+        open_world(
+            tmp, account.url, account.username, account.password, ClientSide(other), policy
+        ) as w,
+    ):
+        yield w

@@ -72,6 +72,19 @@ TASKS_CAPABILITY = "urn:ietf:params:jmap:tasks"
 _VOLATILE = frozenset(
     {"id", "calendarIds", "taskListId", "created", "updated", "sequence", "prodId", "@type"}
 )
+# Defaults of RFC 8984 (§4.2.3, §4.2.4, §4.3.6, §4.4.1-3, §4.5.1, §5.1.3) and of the JMAP
+# Calendars draft (isDraft): a server that spells a default out says nothing new.
+_DEFAULTS: Mapping[str, Any] = {
+    "descriptionContentType": "text/plain",
+    "showWithoutTime": False,
+    "excluded": False,
+    "priority": 0,
+    "freeBusyStatus": "busy",
+    "privacy": "public",
+    "useDefaultAlerts": False,
+    "status": "confirmed",
+    "isDraft": False,
+}
 # Never sent in an update patch: identity, and properties servers treat as immutable.
 _NOT_PATCHED = frozenset({"id", "uid", "@type", "isOrigin", "baseEventId", "method"})
 
@@ -168,7 +181,15 @@ def server_hash(obj: Mapping[str, Any]) -> str:
 
 
 def _meaning(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if v is not None and k not in _VOLATILE}
+    """The properties that make a difference: no server bookkeeping, no spelled-out defaults."""
+    return {
+        k: v
+        for k, v in obj.items()
+        if v is not None
+        and v not in ("", {}, [])
+        and k not in _VOLATILE
+        and not (k in _DEFAULTS and _DEFAULTS[k] == v and type(_DEFAULTS[k]) is type(v))
+    }
 
 
 def same_content(local_text: str, server_obj: Mapping[str, Any]) -> bool:
