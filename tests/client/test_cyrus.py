@@ -283,3 +283,29 @@ async def test_free_text_search(cyrus_account: Any, kind: str) -> None:
                 break
             await asyncio.sleep(0.1)
         assert [o.id for o in found] == [wanted]
+
+
+@pytest.mark.asyncio
+async def test_patches_replace_rules_and_move_between_calendars(
+    cyrus_account: Any, kind: str
+) -> None:
+    async with open_api(kind, cyrus_account.url, **_account(cyrus_account)) as api:
+        other = await api.create_calendar("Other")
+        rule = {"@type": "RecurrenceRule", "frequency": "daily", "count": 5}
+        result = await api.set_events(
+            create={"r": {**event("ptr-1", "Daily", "Default"), "recurrenceRules": [rule]}}
+        )
+        eid = result.created["r"]["id"]
+        # Arrays are replaced whole (RFC 8620 §5.3); maps take pointer patches.
+        patch = {
+            "recurrenceRules": [{**rule, "count": 2}],
+            "title": "Two",
+            f"calendarIds/{other}": True,
+            "calendarIds/Default": None,
+        }
+        result = await api.set_events(update={eid: patch})
+        assert result.ok, result
+        got = (await api.get_events([eid]))[0]
+        assert got["recurrenceRules"][0]["count"] == 2
+        assert got["title"] == "Two"
+        assert got["calendarIds"] == {other: True}

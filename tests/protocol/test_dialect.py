@@ -93,6 +93,18 @@ class TestToWire:
         wire = event_to_wire(event(participants=participants), IETF)
         assert wire["replyTo"] == {"imip": "mailto:o@example.com"}
 
+    def test_pointer_patches_follow_the_dialect(self) -> None:
+        patch = {"recurrenceRules/0/count": 5, "calendarIds/new": True, "calendarIds/old": None}
+        assert event_to_wire(patch, CYRUS36, patch=True) == {
+            "recurrenceRule/count": 5,
+            "calendarId": "new",
+        }
+        assert event_to_wire(patch, IETF, patch=True) == {
+            "recurrenceRules/0/count": 5,
+            "calendarIds": {"new": True},
+        }
+        assert event_to_wire({"recurrenceRules/1": RULE}, STALWART, patch=True) == {}
+
     def test_input_is_not_mutated(self) -> None:
         original = event(recurrenceRules=[RULE], alerts={"a": {"trigger": {"offset": "-PT1M"}}})
         event_to_wire(original, CYRUS36, calendar_id="c")

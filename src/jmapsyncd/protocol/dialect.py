@@ -190,7 +190,9 @@ def event_to_wire(
             out["recurrenceRule"] = rules[0] if isinstance(rules, list) and rules else None
         if "excludedRecurrenceRules" in out:
             out.pop("excludedRecurrenceRules")
-    if not patch:
+    if patch:
+        _adapt_pointers(out, dialect)
+    else:
         for key in ("recurrenceRule", "recurrenceRules", "excludedRecurrenceRules"):
             if key in out and out[key] is None:
                 del out[key]
@@ -199,6 +201,36 @@ def event_to_wire(
     if not patch or "participants" in out:
         _organizer_reply_to(out)
     return out
+
+
+def _adapt_pointers(patch: dict[str, Any], dialect: Dialect) -> None:
+    """Rewrite JSON-pointer patch keys (RFC 8620 §5.3) that name dialect-specific properties.
+
+    ``calendarIds/<id>: true`` pointers become one whole ``calendarIds`` map of the calendars set
+    to true: Cyrus 3.10 refuses pointers into calendarIds, and its events live in one calendar.
+    """
+    targets = [k.partition("/")[2] for k, v in patch.items() if k.startswith("calendarIds/") and v]
+    if targets and dialect.calendar_ids_map:
+        for key in [k for k in patch if k.startswith("calendarIds/")]:
+            del patch[key]
+        patch["calendarIds"] = dict.fromkeys(targets, True)
+    for key in [k for k in patch if "/" in k]:
+        head, _, rest = key.partition("/")
+        value = patch[key]
+        if head == "recurrenceRules" and not dialect.recurrence_rules_list:
+            del patch[key]
+            index, _, inner = rest.partition("/")
+            if index == "0":  # a singular-rule server holds the first rule only
+                patch["recurrenceRule/" + inner if inner else "recurrenceRule"] = value
+        elif head == "recurrenceRule" and dialect.recurrence_rules_list:
+            del patch[key]
+            patch["recurrenceRules/0/" + rest] = value
+        elif head == "excludedRecurrenceRules" and not dialect.recurrence_rules_list:
+            del patch[key]
+        elif head == "calendarIds" and not dialect.calendar_ids_map:
+            del patch[key]
+            if value:  # Cyrus 3.6 moves an event by naming its one calendar
+                patch["calendarId"] = rest
 
 
 def replacement_patch(event: dict[str, Any]) -> dict[str, Any]:
