@@ -195,7 +195,8 @@ def ical_calendars(draw: st.DrawFn) -> icalendar.Calendar:
         if "priority" in obj:
             comp.add("priority", obj["priority"])
         for word in obj.get("keywords", {}):
-            comp.add("categories", [word])
+            if "\\" not in word:  # icalendar itself does not round-trip a backslash here
+                comp.add("categories", [word])
         cal.add_component(comp)
     return cal
 

@@ -22,6 +22,12 @@ def test_short_line_is_not_folded() -> None:
     assert fold("UID:x") == "UID:x\r\n"
 
 
+def test_param_values_use_rfc_6868_carets() -> None:
+    w = Writer()
+    w.raw("ATTENDEE", "mailto:a@b", {"CN": 'Jane "JD" Doe^\nline'})
+    assert w.getvalue() == "ATTENDEE;CN=Jane ^'JD^' Doe^^^nline:mailto:a@b\r\n"
+
+
 def test_param_values_with_specials_are_quoted() -> None:
     w = Writer()
     w.raw("ATTENDEE", "mailto:a@b", {"CN": "Doe, Jane: PhD", "MEMBER": ["mailto:x@y", "plain"]})
@@ -51,9 +57,10 @@ def test_text_list_round_trips(values: list[str]) -> None:
 
 @given(
     st.text(
-        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"'),
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r"),
         max_size=200,
     )
+    | st.sampled_from(['say "hi"', "a^b", "two\nlines", "^n^^^'"])
 )
 def test_written_text_reads_back(value: str) -> None:
     w = Writer()

@@ -1,4 +1,4 @@
-"""A small, fast iCalendar content-line reader (RFC 5545 §3.1, §3.2, §3.3.11).
+"""A small, fast iCalendar content-line reader (RFC 5545 §3.1, §3.2, §3.3.11; RFC 6868).
 
 It promises: unfolding (§3.1), parameter parsing with quoted values (§3.2), a component tree that
 keeps every property and parameter it read, and TEXT unescaping helpers (§3.3.11). Values stay
@@ -50,7 +50,35 @@ class Comp:
         return [p for p in self.props if p.name == name]
 
 
+def _caret(v: str) -> str:
+    """Decode RFC 6868 ^-escapes; a ^ before any other character stays as it is."""
+    if "^" not in v:
+        return v
+    out: list[str] = []
+    i = 0
+    while i < len(v):
+        pair = v[i : i + 2]
+        if pair == "^^":
+            out.append("^")
+        elif pair == "^n":
+            out.append("\n")
+        elif pair == "^'":
+            out.append('"')
+        else:
+            out.append(v[i])
+            i += 1
+            continue
+        i += 2
+    return "".join(out)
+
+
 def _split_param_values(raw: str) -> list[str]:
+    if "^" in raw:
+        return [_caret(v) for v in _split_raw_param_values(raw)]
+    return _split_raw_param_values(raw)
+
+
+def _split_raw_param_values(raw: str) -> list[str]:
     if '"' not in raw:
         return raw.split(",")
     out: list[str] = []
@@ -69,6 +97,13 @@ def _split_param_values(raw: str) -> list[str]:
 
 def parse_line(line: str, lineno: int) -> Prop:
     """Parse one unfolded content line."""
+    colon = line.find(":")
+    semi = line.find(";", 0, colon) if colon > 0 else line.find(";")
+    if colon > 0 and semi == -1:
+        # fast path: no parameters (most lines)
+        name = line[:colon]
+        if name.replace("-", "").isalnum() and name.isascii():
+            return Prop(name.upper(), {}, line[colon + 1 :])
     m = _NAME.match(line)
     if m is None:
         raise ConversionError(
@@ -102,8 +137,8 @@ def parse_calendar(text: str) -> Comp:
     for lineno, line in enumerate(text.split("\n"), 1):
         if not line or line.isspace():
             continue
-        head = line[:6].upper()
-        if head == "BEGIN:":
+        first = line[0]
+        if first in "Bb" and line[:6].upper() == "BEGIN:":
             comp = Comp(line[6:].strip().upper())
             if stack:
                 stack[-1].subs.append(comp)
@@ -113,7 +148,7 @@ def parse_calendar(text: str) -> Comp:
                 break  # a second VCALENDAR: ignore, like most readers
             stack.append(comp)
             continue
-        if line[:4].upper() == "END:":
+        if first in "Ee" and line[:4].upper() == "END:":
             if not stack:
                 raise ConversionError(f"END without BEGIN: {line!r}", where=f"line {lineno}")
             name = line[4:].strip().upper()

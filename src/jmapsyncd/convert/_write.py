@@ -1,4 +1,5 @@
-"""Writing iCalendar text directly (RFC 5545 §3.1 folding, §3.2 parameters, §3.3.11 TEXT).
+"""Writing iCalendar text directly (RFC 5545 §3.1 folding, §3.2 parameters, §3.3.11 TEXT;
+RFC 6868 parameter value encoding).
 
 It promises: lines folded at 75 octets without splitting a UTF-8 sequence, CRLF line ends,
 parameter values quoted when they contain ``:;,``, TEXT values escaped. No object model is
@@ -18,12 +19,10 @@ def escape_text(value: str) -> str:
 
 
 def _param_value(v: str) -> str:
-    # RFC 5545 §3.2: quote if the value has COLON, SEMICOLON or COMMA; DQUOTE cannot appear
-    # (RFC 6868 ^-escaping would be the alternative; we drop stray quotes instead)
-    if '"' in v:
-        v = v.replace('"', "'")
-    if "\n" in v:
-        v = v.replace("\n", " ")
+    # RFC 6868: ^ escapes caret, newline and DQUOTE; RFC 5545 §3.2: quote if the value has
+    # COLON, SEMICOLON or COMMA
+    if "^" in v or "\n" in v or '"' in v:
+        v = v.replace("^", "^^").replace("\r\n", "^n").replace("\n", "^n").replace('"', "^'")
     if ":" in v or ";" in v or "," in v:
         return f'"{v}"'
     return v
@@ -31,7 +30,12 @@ def _param_value(v: str) -> str:
 
 def fold(line: str) -> str:
     """Fold one content line at 75 octets (RFC 5545 §3.1); result ends with CRLF."""
-    if len(line) <= 75 and (line.isascii() or len(line.encode()) <= 75):
+    if line.isascii():
+        if len(line) <= 75:
+            return line + "\r\n"
+        rest = range(75, len(line), 74)
+        return "\r\n ".join([line[:75], *(line[i : i + 74] for i in rest)]) + "\r\n"
+    if len(line.encode()) <= 75:
         return line + "\r\n"
     out: list[str] = []
     cur: list[str] = []
@@ -62,6 +66,13 @@ class Writer:
         self, name: str, value: str, params: Mapping[str, str | Sequence[str]] | None = None
     ) -> None:
         """Write ``name;params:value`` where value is already in iCalendar syntax."""
+        if not params:
+            line = f"{name}:{value}"
+            if len(line) <= 75 and line.isascii():
+                self.parts.append(line + "\r\n")
+            else:
+                self.parts.append(fold(line))
+            return
         if params:
             ps: list[str] = [name]
             for k, v in params.items():
