@@ -386,7 +386,7 @@ def _get(call: Call, type_name: str, args: Obj) -> Obj:
         "accountId": store.account_id,
         "state": store.state(type_name),
         "list": found,
-        "notFound": not_found if (not_found or call.dialect == "stalwart") else [],
+        "notFound": not_found,
     }
 
 

@@ -197,6 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.dialect == "stalwart" and ping:
             ping = max(ping, 30)  # Stalwart never pings more often than every 30 s.
         wanted = None if types_arg == "*" else set(types_arg.split(","))
+        user = fake._authenticate(self.headers.get("Authorization"))
+        own_account = fake.stores[user].account_id if isinstance(user, str) else None
         core = fake._core
         with core.changed:
             # Taken before the headers go out, so no change after the client connected is missed.
@@ -219,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
                         account: {t: s for t, s in types.items() if wanted is None or t in wanted}
                         for account, types in changes.items()
                     }
-                    changed = {a: t for a, t in changed.items() if t}
+                    changed = {a: t for a, t in changed.items() if t and a == own_account}
                     if changed:
                         data = json.dumps({"@type": "StateChange", "changed": changed})
                         self.wfile.write(f"event: state\ndata: {data}\n\n".encode())
