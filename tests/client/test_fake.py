@@ -18,7 +18,7 @@ from jmapsyncd.errors import (
     JMAPTransportError,
     RemoteProtocolError,
 )
-from jmapsyncd.jmap import JMAPCalendarObject, JMAPClient
+from jmapsyncd.jmap import JMAPCalendarObject, JMAPClient, replacement_patch
 from tests.client.conftest import open_api
 from tests.fakeserver import FakeJMAPServer, Fault
 
@@ -283,6 +283,30 @@ class TestStalwart:
             assert "recurrenceRule" in creates[-1]["k0"]
 
     @pytest.mark.asyncio
+    async def test_replacement_update_is_adapted_on_first_use(
+        self, stalwart: FakeJMAPServer, kind: str
+    ) -> None:
+        cal = stalwart.store.default_calendar_id
+        eid = stalwart.store.add_event(cal, event("seeded", "Seeded", cal))
+        async with open_api(kind, stalwart.session_url, **creds(stalwart)) as api:
+            new = event("seeded", "Replaced", cal)
+            result = await api.set_events(update={eid: replacement_patch(new)})
+            assert result.ok, result
+            got = (await api.get_events([eid]))[0]
+            assert got["title"] == "Replaced"
+            assert "description" not in got
+        updates = [
+            c[1]["update"][eid]
+            for r in api_posts(stalwart)
+            if r.json
+            for c in r.json["methodCalls"]
+            if "update" in c[1]
+        ]
+        assert "recurrenceRules" in updates[0]  # refused once …
+        assert "recurrenceRule" in updates[-1]  # … then sent in Stalwart's shape
+        assert "recurrenceRules" not in updates[-1]
+
+    @pytest.mark.asyncio
     async def test_calendar_filter_is_learned(self, stalwart: FakeJMAPServer, kind: str) -> None:
         async with open_api(kind, stalwart.session_url, **creds(stalwart)) as api:
             cal = (await api.get_calendars())[0]
@@ -330,6 +354,8 @@ class TestTasks:
                 assert changes.created == (task_id,)
                 listing, _ = await api.get_all_tasks(list_id)
                 assert [t["id"] for t in listing] == [task_id]
+                await api.update_task_list(list_id, {"name": "Errands"})
+                assert [t["name"] for t in await api.get_task_lists()] == ["Errands"]
                 await api.delete_task(task_id)
                 with pytest.raises(JMAPMethodError):
                     await api.get_task(task_id)

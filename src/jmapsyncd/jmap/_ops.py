@@ -266,5 +266,10 @@ class Operations:
 
         return then(flows.set_one(self.state, TASK_LIST, create={"name": name}), created)
 
+    def update_task_list(self, task_list_id: str, patch: dict[str, Any]) -> Flow[None]:
+        return then(
+            flows.set_one(self.state, TASK_LIST, update=(task_list_id, patch)), lambda _: None
+        )
+
     def delete_task_list(self, task_list_id: str) -> Flow[None]:
         return then(flows.set_one(self.state, TASK_LIST, destroy=task_list_id), lambda _: None)

@@ -256,6 +256,10 @@ class AsyncJMAPClient:
         """Create a task list; returns its id."""
         return await self._run(self._ops.create_task_list(name))
 
+    async def update_task_list(self, task_list_id: str, patch: dict[str, Any]) -> None:
+        """Apply a PatchObject to a task list."""
+        await self._run(self._ops.update_task_list(task_list_id, patch))
+
     async def delete_task_list(self, task_list_id: str) -> None:
         """Destroy a task list."""
         await self._run(self._ops.delete_task_list(task_list_id))

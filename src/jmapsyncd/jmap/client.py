@@ -248,6 +248,10 @@ class JMAPClient:
         """Create a task list; returns its id."""
         return self._run(self._ops.create_task_list(name))
 
+    def update_task_list(self, task_list_id: str, patch: dict[str, Any]) -> None:
+        """Apply a PatchObject to a task list."""
+        self._run(self._ops.update_task_list(task_list_id, patch))
+
     def delete_task_list(self, task_list_id: str) -> None:
         """Destroy a task list."""
         self._run(self._ops.delete_task_list(task_list_id))
