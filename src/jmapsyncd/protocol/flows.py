@@ -242,7 +242,9 @@ def get_objects(
             args = response.result(call)
             objects.extend(kind.normalise(o) for o in obj_list(args, "list", url=response.url))
             not_found.extend(str_list(args, "notFound", url=response.url, optional=True))
-            new_state = string(args, "state", url=response.url)
+            # Across several requests keep the oldest state: a change feed from it repeats
+            # anything that changed meanwhile instead of missing it.
+            new_state = new_state or string(args, "state", url=response.url)
     for obj in objects:
         if not isinstance(obj.get("id"), str):
             raise RemoteProtocolError(redact_url(session.api_url), f"{kind.name} without id")
@@ -260,8 +262,6 @@ def get_one(state: ClientState, kind: Kind, object_id: str) -> Flow[dict[str, An
     for obj in result.objects:
         if obj.get("id") == object_id:
             return obj
-    if len(result.objects) == 1 and not result.not_found:
-        return result.objects[0]
     raise JMAPNotFoundError(
         redact_url(state.session.api_url) if state.session else None,
         f"{kind.name} {object_id} not found",
