@@ -129,8 +129,9 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
             report = engine.sync()
         finally:
             engine.close()
+    how = " (full listing)" if report.full else ""
     print(
-        f"synced: {report.downloaded} downloaded, {report.uploaded} uploaded, "
+        f"synced{how}: {report.downloaded} downloaded, {report.uploaded} uploaded, "
         f"{report.deleted_local} deleted locally, {report.deleted_remote} deleted on the server, "
         f"{report.conflicts} conflict(s)"
     )
