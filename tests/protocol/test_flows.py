@@ -304,3 +304,15 @@ def test_tasks_use_only_the_tasks_capability() -> None:
     _, sent = run(flows.get_objects(state_for("ietf", tasks=True), TASK, None), jmap(handler))
     assert sent[0].json["using"] == ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:tasks"]
     assert calls(sent) == [("Task/get", {"accountId": "acc", "ids": None})]
+
+
+def test_a_get_over_several_requests_reports_the_oldest_state() -> None:
+    state = state_for(limits={"maxObjectsInGet": 1, "maxCallsInRequest": 1})
+    states = iter(["s1", "s2"])
+
+    def handler(name: str, args: dict[str, Any]) -> Reply:
+        return {"state": next(states), "list": [{"id": i} for i in args["ids"]]}
+
+    result, sent = run(flows.get_objects(state, EVENT, ["a", "b"]), jmap(handler))
+    assert len(sent) == 2
+    assert result.state == "s1"
