@@ -234,3 +234,86 @@ def test_create_task_request() -> None:
             ]
         ],
     }
+
+
+@pytest.mark.parametrize("dialect", ["cyrus36", "ietf", "stalwart"])
+@pytest.mark.parametrize(
+    ("make", "calls"),
+    [
+        (lambda ops: ops.calendars(), [["Calendar/get", {"accountId": "acc", "ids": None}, "c0"]]),
+        (
+            lambda ops: ops.get_events(["e1", "e2"]),
+            [["CalendarEvent/get", {"accountId": "acc", "ids": ["e1", "e2"]}, "c0"]],
+        ),
+        (
+            lambda ops: ops.delete_event("e1"),
+            [
+                [
+                    "CalendarEvent/set",
+                    {"accountId": "acc", "sendSchedulingMessages": False, "destroy": ["e1"]},
+                    "c0",
+                ]
+            ],
+        ),
+        (
+            lambda ops: ops.update_calendar("c1", {"name": "N"}),
+            [["Calendar/set", {"accountId": "acc", "update": {"c1": {"name": "N"}}}, "c0"]],
+        ),
+        (
+            lambda ops: ops.changes(flows.CALENDAR, "s1", None),
+            [["Calendar/changes", {"accountId": "acc", "sinceState": "s1"}, "c0"]],
+        ),
+    ],
+)
+def test_plain_calls(dialect: str, make: Any, calls: list[Any]) -> None:
+    _, sent = run(make(Operations(_state(dialect))), jmap(_ok))
+    assert sent[0].json == {"using": USING[dialect], "methodCalls": calls}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "cal_filter"),
+    [
+        ("cyrus36", {"inCalendars": ["c1"]}),
+        ("ietf", {"inCalendars": ["c1"]}),
+        ("stalwart", {"inCalendar": "c1"}),
+    ],
+)
+def test_get_object_by_uid_uses_the_uid_filter(dialect: str, cal_filter: dict[str, Any]) -> None:
+    def handler(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        if name.endswith("/query"):
+            return {"ids": ["x"], "position": 0, "total": 1}
+        return {"state": "s", "list": [{"id": "x", "uid": "u@x"}]}
+
+    obj, sent = run(Operations(_state(dialect)).event_by_uid("u@x", "c1"), jmap(handler))
+    assert obj["id"] == "x"
+    query = sent[0].json["methodCalls"][0]
+    assert query[0] == "CalendarEvent/query"
+    assert query[1]["filter"] == {**cal_filter, "uid": "u@x"}
+
+
+@pytest.mark.parametrize(
+    ("make", "calls"),
+    [
+        (lambda ops: ops.task_lists(), [["TaskList/get", {"accountId": "acc", "ids": None}, "c0"]]),
+        (
+            lambda ops: ops.get_task("t1"),
+            [["Task/get", {"accountId": "acc", "ids": ["t1"]}, "c0"]],
+        ),
+        (
+            lambda ops: ops.update_task("t1", {"progress": "completed"}),
+            [["Task/set", {"accountId": "acc", "update": {"t1": {"progress": "completed"}}}, "c0"]],
+        ),
+        (
+            lambda ops: ops.changes(flows.TASK, "s1", 50),
+            [["Task/changes", {"accountId": "acc", "sinceState": "s1", "maxChanges": 50}, "c0"]],
+        ),
+    ],
+)
+def test_task_calls(make: Any, calls: list[Any]) -> None:
+    def handler(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        if name == "Task/get":
+            return {"state": "s", "list": [{"id": "t1"}]}
+        return _ok(name, args)
+
+    _, sent = run(make(Operations(state_for("ietf", tasks=True))), jmap(handler))
+    assert sent[0].json == {"using": [CORE, "urn:ietf:params:jmap:tasks"], "methodCalls": calls}
