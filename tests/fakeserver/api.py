@@ -829,7 +829,7 @@ def _update_one(call: Call, type_name: str, real: str, patch: Obj, uids_before: 
     dialect = call.dialect
     existing = store.collection(type_name)[real]
     if type_name == "CalendarEvent":
-        objects.check_event_patch(dialect, existing, patch, store.username)
+        objects.check_event_patch(dialect, existing, patch)
         patched = objects.apply_event_patch(dialect, existing, patch)
         prepared = objects.prepare_event(
             dialect, store, patched, call.resolve, existing=existing, uids_before=uids_before

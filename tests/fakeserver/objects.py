@@ -413,16 +413,19 @@ def event_wire_view(dialect: str, event: Obj) -> Obj:
     return view
 
 
-def check_event_patch(dialect: str, event: Obj, patch: Obj, username: str) -> None:
+def check_event_patch(dialect: str, event: Obj, patch: Obj) -> None:
     """Reject patches that touch immutable or unknown properties, per dialect."""
     keys = top_level_keys(patch)
-    rendered = render_event(dialect, event, username)
     if dialect == "stalwart":
         for key in keys:
             if key not in STALWART_EVENT_KEYS and ":" not in key:
                 raise invalid("Invalid property.", key)
-        for key in ("id", "isOrigin", "baseEventId", "method"):
-            if key in patch and patch[key] != rendered.get(key):
+        if "id" in patch and patch["id"] != event.get("id"):
+            raise invalid("This property is immutable.", "id")
+        # Compared with what is stored, not with what /get computes: isOrigin is never stored,
+        # so sending back a fetched event whole fails on it.
+        for key in ("isOrigin", "baseEventId", "method"):
+            if key in patch and patch[key] != event.get(key):
                 raise invalid("This property is immutable.", key)
         if "uid" in patch and patch["uid"] != event.get("uid"):
             raise invalid("You cannot change the UID of a calendar event.", "uid")

@@ -525,3 +525,16 @@ def test_expand_recurrences_returns_instances_that_get_resolves(raw: Raw) -> Non
     if raw.server.dialect != "cyrus36":
         assert {e["baseEventId"] for e in got} == {base}
     assert all("recurrenceRules" not in e for e in got)
+
+
+def test_stalwart_sending_back_a_fetched_event_fails_on_is_origin(sraw: Raw) -> None:
+    cal = sraw.server.store.default_calendar_id
+    event_id = _create(sraw, sraw.new_event(cal, uid="whole"))["created"]["k"]["id"]
+    fetched = sraw.call("CalendarEvent/get", {"ids": [event_id]})["list"][0]
+    result = sraw.call("CalendarEvent/set", {"update": {event_id: fetched}})
+    assert result["notUpdated"][event_id]["properties"] == ["isOrigin"]
+    del fetched["isOrigin"]
+    fetched["title"] = "Changed"
+    again = sraw.call("CalendarEvent/set", {"update": {event_id: fetched}})
+    assert again["updated"] == {event_id: None}
+    assert sraw.server.store.events[event_id]["title"] == "Changed"
