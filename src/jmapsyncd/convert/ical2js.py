@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import zoneinfo
+from functools import lru_cache
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -65,6 +66,7 @@ _ALARM_MAPPED = {"TRIGGER", "ACTION", "ACKNOWLEDGED", "UID", "RELATED-TO"}
 _CAL_STRUCTURAL = {"VERSION", "PRODID", "METHOD"}
 
 
+@lru_cache(maxsize=4096)
 def _pid(address: str) -> str:
     """A stable participant id from its calendar address (ids must be URL-safe)."""
     return hashlib.sha1(address.lower().encode(), usedforsecurity=False).hexdigest()[:12]

@@ -37,6 +37,7 @@ from jmapsyncd.convert.ical2js import JSON_PROP, NO_STAMP, VENDOR, _pid
 from jmapsyncd.errors import ConversionError
 
 PRODID = "-//jmapsyncd//EN"
+_HEAD = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{PRODID}\r\n"
 _UTC_NAMES = frozenset({"Etc/UTC", "UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu", "GMT"})
 
 # keys a server adds that have no iCalendar meaning (RFC 8984 / JMAP Calendars / Cyrus / Stalwart)
@@ -935,9 +936,7 @@ def jscal_objects_to_ical(objs: Iterable[dict[str, Any]]) -> str:
     if n == 0:
         raise ConversionError("no JSCalendar object to convert", where="input")
     head = Writer()
-    head.begin("VCALENDAR")
-    head.raw("VERSION", "2.0")
-    head.raw("PRODID", PRODID)
+    head.parts.append(_HEAD)
     if cal.method:
         head.raw("METHOD", cal.method.upper())
     for p in cal.cal_props:
