@@ -66,6 +66,19 @@ TASK_LIST_KEYS = frozenset(
 )  # fmt: skip
 
 
+# Value types Calendar/set and TaskList/set check.
+CONTAINER_TYPES: dict[str, type | tuple[type, ...]] = {
+    "isSubscribed": bool,
+    "isVisible": bool,
+    "description": (str, type(None)),
+    "timeZone": (str, type(None)),
+    "includeInAvailability": str,
+    "defaultAlertsWithTime": (dict, type(None)),
+    "defaultAlertsWithoutTime": (dict, type(None)),
+    "shareWith": (dict, type(None)),
+}
+
+
 class SetErr(Exception):
     """A SetError (RFC 8620 §5.3): ``type``, optional description and property names."""
 
@@ -480,9 +493,15 @@ def prepare_container(dialect: str, type_name: str, data: Obj, existing: Obj | N
             raise invalid("Field could not be set." if stalwart else None, key)
         if key not in keys and ":" not in key:
             raise invalid("Invalid property." if stalwart else None, key)
+    for key, types in CONTAINER_TYPES.items():
+        if key in data and not isinstance(data[key], types):
+            raise invalid("Field could not be set." if stalwart else None, key)
     name = data.get("name")
     if not isinstance(name, str) or not 1 <= len(name.encode()) <= 255:
         raise invalid("Missing name." if stalwart else None, "name")
+    sort_order = data.get("sortOrder", 0)
+    if isinstance(sort_order, bool) or not isinstance(sort_order, int) or sort_order < 0:
+        raise invalid("Field could not be set." if stalwart else None, "sortOrder")
     color = data.get("color")
     if color is not None and (not isinstance(color, str) or len(color.encode()) >= 16):
         raise invalid("Field could not be set." if stalwart else None, "color")

@@ -538,3 +538,18 @@ def test_stalwart_sending_back_a_fetched_event_fails_on_is_origin(sraw: Raw) -> 
     again = sraw.call("CalendarEvent/set", {"update": {event_id: fetched}})
     assert again["updated"] == {event_id: None}
     assert sraw.server.store.events[event_id]["title"] == "Changed"
+
+
+@pytest.mark.parametrize(
+    ("props", "bad"),
+    [({"isSubscribed": "yes"}, "isSubscribed"), ({"sortOrder": -1}, "sortOrder"),
+     ({"color": "a-very-long-colour-name"}, "color"), ({"myRights": {}}, "myRights"),
+     ({"bogus": 1}, "bogus")],
+)  # fmt: skip
+def test_calendar_set_field_checks(raw: Raw, props: dict[str, Any], bad: str) -> None:
+    result = raw.call("Calendar/set", {"create": {"k": {"name": "Cal", **props}}})
+    error = result["notCreated"]["k"]
+    assert error["properties"] == [bad]
+    if raw.server.dialect == "stalwart":
+        expected = "Invalid property." if bad == "bogus" else "Field could not be set."
+        assert error["description"] == expected
