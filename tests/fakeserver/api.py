@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tests.fakeserver import objects, recurrence, timeutil
@@ -71,13 +71,25 @@ class Core:
         self.lazy_text_index = False
         self.changed = threading.Condition(self.lock)
         self.change_counter = 0
-        self.last_changes: dict[str, dict[str, str]] = {}
+        # (counter, account id, {type: new state}) of recent writes, for EventSource listeners.
+        self.recent_changes: list[tuple[int, str, dict[str, str]]] = []
 
     def notify(self, store: Store, types: set[str]) -> None:
         with self.changed:
             self.change_counter += 1
-            self.last_changes = {store.account_id: {t: store.state(t) for t in types}}
+            states = {t: store.state(t) for t in types}
+            self.recent_changes.append((self.change_counter, store.account_id, states))
+            del self.recent_changes[:-1000]
             self.changed.notify_all()
+
+    def changes_since(self, seen: int) -> dict[str, dict[str, str]]:
+        """The latest state per account and type among writes after ``seen``."""
+        with self.changed:
+            merged: dict[str, dict[str, str]] = {}
+            for counter, account, states in self.recent_changes:
+                if counter > seen:
+                    merged.setdefault(account, {}).update(states)
+            return merged
 
     def method_capability(self, name: str) -> str | None:
         kind = name.split("/", 1)[0]
@@ -898,7 +910,3 @@ METHODS: dict[str, Handler] = {
     "Task/set": _set,
 }
 METHODS["Calendar/query"] = _container_query
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

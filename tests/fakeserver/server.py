@@ -214,8 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
             while not fake._stopping.is_set():
                 with core.changed:
                     core.changed.wait(timeout=0.2)
-                    counter, changes = core.change_counter, core.last_changes
+                    counter = core.change_counter
                 if counter != seen:
+                    changes = core.changes_since(seen)
                     seen = counter
                     changed = {
                         account: {t: s for t, s in types.items() if wanted is None or t in wanted}

@@ -71,3 +71,49 @@ def test_event_source_sends_a_state_event(dialect: str) -> None:
     assert data["@type"] == "StateChange"
     assert data["changed"][srv.account_id]["CalendarEvent"] == srv.store.state("CalendarEvent")
     assert event_id in srv.store.events
+
+
+def _listen(srv: FakeJMAPServer, query: str, lines: list[str], ready: threading.Event) -> None:
+    url = f"{srv.base_url}/jmap/eventsource/?{query}"
+    with niquests.Session() as http:
+        response = http.get(url, auth=(srv.username, srv.password), stream=True, timeout=10)
+        ready.set()
+        for line in response.iter_lines(decode_unicode=True):
+            text = line if isinstance(line, str) else line.decode()
+            lines.append(text)
+            if text.startswith("event: ping"):
+                break
+        response.close()
+
+
+def test_event_source_filters_types() -> None:
+    with FakeJMAPServer(dialect="ietf") as srv:
+        cal = srv.store.default_calendar_id
+        lines: list[str] = []
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=_listen, args=(srv, "types=Calendar&closeafter=state&ping=0", lines, ready)
+        )
+        thread.start()
+        assert ready.wait(10)
+        srv.store.add_event(cal, {"uid": "ignored"})
+        srv.store.add_calendar("Second")
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    data = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    assert len(data) == 1
+    assert data[0]["changed"] == {"alice": {"Calendar": srv.store.state("Calendar")}}
+
+
+def test_event_source_pings() -> None:
+    with FakeJMAPServer(dialect="ietf") as srv:
+        lines: list[str] = []
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=_listen, args=(srv, "types=*&closeafter=no&ping=1", lines, ready)
+        )
+        thread.start()
+        assert ready.wait(10)
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert "event: ping" in lines
