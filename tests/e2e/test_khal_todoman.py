@@ -201,7 +201,7 @@ def test_todoman_tasks_reach_a_server_with_jmap_tasks(
         client.create_task(task_list["id"], "Water the plants")
     setup.sync()
     lists = {p.name: (p / "displayname").read_text().strip() for p in setup.folders()}
-    tasks = json.loads(setup.todo("list"))
+    tasks = json.loads(setup.todo("list", porcelain=True))
     assert [t["summary"] for t in tasks] == ["Water the plants"]
     task_folder = next(
         p for p in setup.folders() if any("VTODO" in f.read_text() for f in p.glob("*.ics"))
@@ -211,7 +211,9 @@ def test_todoman_tasks_reach_a_server_with_jmap_tasks(
     with setup.client() as client:
         objects, _state = client.get_all_tasks()
     assert sorted(o["title"] for o in objects) == ["Buy milk", "Water the plants"]
-    [done] = [t for t in json.loads(setup.todo("list")) if t["summary"] == "Buy milk"]
+    [done] = [
+        t for t in json.loads(setup.todo("list", porcelain=True)) if t["summary"] == "Buy milk"
+    ]
     setup.todo("done", str(done["id"]))
     assert "1 uploaded" in setup.sync()
     with setup.client() as client:
