@@ -115,3 +115,36 @@ def test_accepts_bytes_and_icalendar_objects() -> None:
     assert ical_to_jscal(text.encode()) == from_str
     assert ical_to_jscal(icalendar.Calendar.from_ical(text))[0]["title"] == "Caf\u00e9"
     assert ical_to_jscal("\ufeff" + text) == from_str
+
+
+def test_absurd_duration_is_a_conversion_error() -> None:
+    # regression: icalendar's invalid_duration.ics made timedelta overflow
+    with pytest.raises(ConversionError, match="out of range"):
+        ical_to_jscal(_event("DTSTART:20240101T100000\r\nDURATION:P99999999999999999999D\r\n"))
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {**_S, "duration": "P999999999D"},
+        {**_S, "recurrenceRules": [{"frequency": "daily", "byDay": ["mo"]}]},
+        {**_S, "start": "2024-13-01T10:00:00"},
+    ],
+)
+def test_wrongly_shaped_jscalendar_is_a_conversion_error(obj: dict[str, Any]) -> None:
+    with pytest.raises(ConversionError) as info:
+        jscal_to_ical(obj)
+    assert info.value.where is not None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("keywords", ["not", "a", "map"]),
+        ("priority", "high"),
+        ("participants", {"p": {"roles": "owner", "sendTo": {"imip": 5}}}),
+    ],
+)
+def test_wrongly_typed_values_are_kept_not_dropped(key: str, value: Any) -> None:
+    [back] = ical_to_jscal(jscal_to_ical({**_S, key: value}))
+    assert back[key] == value

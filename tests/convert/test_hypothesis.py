@@ -207,3 +207,38 @@ def test_icalendar_round_trip(cal: icalendar.Calendar) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the reference expander's own warnings
         assert differences(cal) == []
+
+
+_KEYS = [
+    "title", "description", "start", "timeZone", "duration", "showWithoutTime", "recurrenceRules",
+    "recurrenceRule", "recurrenceOverrides", "participants", "replyTo", "locations",
+    "virtualLocations", "links", "keywords", "alerts", "privacy", "status", "priority", "due",
+    "progress", "relatedTo", "timeZones", "excludedRecurrenceRules", "jmapsyncd.org:ical",
+]  # fmt: skip
+_any_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(_KEYS), _any_json, max_size=6),
+    st.sampled_from(["Event", "Task", "jsevent"]),
+)
+def test_any_json_shape_gives_text_or_conversion_error(extra: dict[str, Any], kind: str) -> None:
+    from jmapsyncd.errors import ConversionError
+
+    obj = {"@type": kind, "uid": "fuzz", **extra}
+    try:
+        text = jscal_to_ical(obj)
+    except ConversionError:
+        return
+    assert text.startswith("BEGIN:VCALENDAR\r\n")
+    assert text.endswith("END:VCALENDAR\r\n")
+    # whatever we write, we can read back
+    [back] = ical_to_jscal(text)
+    assert back["uid"] == "fuzz"

@@ -51,13 +51,25 @@ def ical_to_jscal(ical: str | bytes | icalendar.Calendar) -> list[dict[str, Any]
             ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    return ical_to_jscal_text(text)
+    try:
+        return ical_to_jscal_text(text)
+    except ConversionError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as e:
+        # input so odd that a date computation overflowed or a value had the wrong shape
+        raise ConversionError(f"cannot convert: {type(e).__name__}: {e}", where="input") from e
 
 
 def jscal_to_ical(objs: dict[str, Any] | Iterable[dict[str, Any]]) -> str:
     """Convert JSCalendar objects (the master with its overrides) to one VCALENDAR text."""
     if isinstance(objs, dict):
-        return jscal_objects_to_ical([objs])
-    if isinstance(objs, (str, bytes)):
+        objs = [objs]
+    elif isinstance(objs, (str, bytes)):
         raise ConversionError("expected JSCalendar objects, got text", where="input")
-    return jscal_objects_to_ical(objs)
+    try:
+        return jscal_objects_to_ical(objs)
+    except ConversionError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        # a value of the wrong JSON type somewhere deep in the object, or a date overflow
+        raise ConversionError(f"cannot convert: {type(e).__name__}: {e}", where="input") from e

@@ -69,14 +69,15 @@ def ical_date(dt: date) -> str:
     return f"{dt.year:04d}{dt.month:02d}{dt.day:02d}"
 
 
-def local_to_ical_value(value: str) -> str:
+def local_to_ical_value(value: str, where: str = "date-time") -> str:
     """``2024-01-02T03:04:05[Z]`` → ``20240102T030405[Z]`` without building a datetime."""
-    if len(value) >= 19 and value[4] == "-" and value[13] == ":":
-        z = "Z" if value.endswith("Z") else ""
-        return (
-            value[0:4] + value[5:7] + value[8:10] + "T" + value[11:13] + value[14:16] + value[17:19]
-        ) + z
-    raise ConversionError(f"not a LocalDateTime: {value!r}", where="date-time")
+    m = _LOCAL.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ConversionError(f"not a LocalDateTime: {value!r}", where=where)
+    y, mo, d, hh, mi, ss, z = m.groups()
+    if not ("01" <= mo <= "12" and "01" <= d <= "31" and hh < "24" and mi < "60" and ss < "61"):
+        raise ConversionError(f"date-time out of range: {value!r}", where=where)
+    return f"{y}{mo}{d}T{hh}{mi}{ss}" + ("Z" if z else "")
 
 
 def parse_duration(value: str, where: str) -> timedelta:
@@ -84,13 +85,16 @@ def parse_duration(value: str, where: str) -> timedelta:
     if m is None or value.strip().upper() in ("P", "PT", "-P", "+P"):
         raise ConversionError(f"not a duration: {value!r}", where=where)
     sign, w, d, h, mi, s = m.groups()
-    td = timedelta(
-        weeks=int(w or 0),
-        days=int(d or 0),
-        hours=int(h or 0),
-        minutes=int(mi or 0),
-        seconds=float(s or 0),
-    )
+    try:
+        td = timedelta(
+            weeks=int(w or 0),
+            days=int(d or 0),
+            hours=int(h or 0),
+            minutes=int(mi or 0),
+            seconds=float(s or 0),
+        )
+    except (OverflowError, ValueError):
+        raise ConversionError(f"duration out of range: {value!r}", where=where) from None
     return -td if sign == "-" else td
 
 

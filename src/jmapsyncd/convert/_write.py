@@ -21,8 +21,9 @@ def escape_text(value: str) -> str:
 def _param_value(v: str) -> str:
     # RFC 6868: ^ escapes caret, newline and DQUOTE; RFC 5545 §3.2: quote if the value has
     # COLON, SEMICOLON or COMMA
-    if "^" in v or "\n" in v or '"' in v:
-        v = v.replace("^", "^^").replace("\r\n", "^n").replace("\n", "^n").replace('"', "^'")
+    if "^" in v or "\n" in v or '"' in v or "\r" in v:
+        v = v.replace("^", "^^").replace("\r\n", "^n").replace("\r", "^n").replace("\n", "^n")
+        v = v.replace('"', "^'")
     if ":" in v or ";" in v or "," in v:
         return f'"{v}"'
     return v

@@ -15,8 +15,8 @@ import hashlib
 import json
 import re
 import zoneinfo
-from functools import lru_cache
 from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from jmapsyncd.convert import _tables as T

@@ -58,6 +58,19 @@ _MAPPED = frozenset({
 })  # fmt: skip
 
 
+_S, _D, _L = str, dict, list
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "title": _S, "description": _S, "descriptionContentType": _S, "start": _S, "timeZone": _S,
+    "duration": _S, "showWithoutTime": bool, "recurrenceRules": _L, "excludedRecurrenceRules": _L,
+    "recurrenceOverrides": _D, "participants": _D, "replyTo": _D, "locations": _D,
+    "virtualLocations": _D, "links": _D, "keywords": _D, "color": _S, "privacy": _S,
+    "freeBusyStatus": _S, "status": _S, "priority": int, "sequence": int, "created": _S,
+    "updated": _S, "relatedTo": _D, "method": _S, "alerts": _D, "due": _S, "estimatedDuration": _S,
+    "percentComplete": int, "progress": _S, "progressUpdated": _S, VENDOR: _D,
+}  # fmt: skip
+"""The JSON type each mapped property must have; anything else is kept as JSON instead."""
+
+
 def comp_text(c: Comp) -> str:
     """A parsed component back to text (used to hand custom VTIMEZONEs to icalendar)."""
     w = Writer()
@@ -162,9 +175,9 @@ class _Time:
             self.params = {"TZID": _tzid(self.name, obj)}
 
     def value(self, local: str) -> str:
+        v = local_to_ical_value(local)
         if self.is_date:
-            return local[0:4] + local[5:7] + local[8:10]
-        v = local_to_ical_value(local[:19])
+            return v[:8]
         return v + "Z" if self.utc and not v.endswith("Z") else v
 
 
@@ -450,9 +463,14 @@ class _ObjWriter:
         self.people(obj, where)
         self.places(obj)
         self.relations(obj)
-        # unknown JSCalendar properties survive as JSON
+        # unknown JSCalendar properties, and mapped ones of the wrong JSON type, survive as JSON
         for k, v in obj.items():
-            if k not in _MAPPED and k not in _IGNORED and not k.startswith("x-"):
+            if k in _MAPPED:
+                if not isinstance(v, _TYPES.get(k, object)) or (
+                    isinstance(v, bool) and _TYPES.get(k) is int
+                ):
+                    _json_prop(w, k, v)
+            elif k not in _IGNORED and not k.startswith("x-"):
                 _json_prop(w, k, v)
         for p in unmapped:
             _write_jcal_prop(w, p)
