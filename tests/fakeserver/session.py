@@ -52,7 +52,9 @@ def default_limits(dialect: str) -> dict[str, Any]:
     }
 
 
-def _session_capabilities(dialect: str, tasks: bool, limits: dict[str, Any]) -> dict[str, Any]:
+def _session_capabilities(
+    dialect: str, tasks: bool, limits: dict[str, Any], base_url: str = ""
+) -> dict[str, Any]:
     core = {k: v for k, v in limits.items() if k not in EXTRA_LIMITS}
     if dialect == "stalwart":
         caps: dict[str, Any] = {
@@ -74,7 +76,8 @@ def _session_capabilities(dialect: str, tasks: bool, limits: dict[str, Any]) -> 
         }
         if tasks:
             caps[TASKS] = {}
-        caps["urn:ietf:params:jmap:websocket"] = {"url": "", "supportsPush": True}
+        socket_url = base_url.replace("http", "ws", 1) + "/jmap/ws"
+        caps["urn:ietf:params:jmap:websocket"] = {"url": socket_url, "supportsPush": True}
         return caps
     caps = {
         CORE: core,
@@ -184,7 +187,7 @@ def build_session(
         }
         primary = dict.fromkeys(account_caps, account_id)
     return {
-        "capabilities": _session_capabilities(dialect, tasks, limits),
+        "capabilities": _session_capabilities(dialect, tasks, limits, base_url),
         "accounts": accounts,
         "primaryAccounts": primary,
         "username": username or "",
