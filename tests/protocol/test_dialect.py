@@ -114,7 +114,14 @@ class TestToWire:
 
 class TestFromWire:
     def test_cyrus36_event_is_normalised(self) -> None:
-        raw = {"@type": "jsevent", "calendarId": "Default", "recurrenceRule": RULE, "title": None}
+        raw = {
+            "@type": "jsevent",
+            "calendarId": "Default",
+            "recurrenceRule": RULE,
+            "title": None,
+            "x-href": "/dav/calendars/user/a/Default/u.ics",
+            "blobId": "G1",
+        }
         assert event_from_wire(raw) == {
             "@type": "Event",
             "calendarIds": {"Default": True},

@@ -31,8 +31,21 @@ from jmapsyncd.protocol.session import CALENDARS, CYRUS_CALENDARS, TASKS, Sessio
 
 #: properties the server owns; never sent in a create or update
 SERVER_SET = frozenset(
-    {"id", "isOrigin", "baseEventId", "method", "blobId", "x-href", "utcStart", "utcEnd", "isDraft"}
+    {
+        "id",
+        "isOrigin",
+        "baseEventId",
+        "method",
+        "blobId",
+        "debugBlobId",
+        "x-href",
+        "utcStart",
+        "utcEnd",
+        "isDraft",
+    }
 )
+#: Cyrus's storage details: not JSCalendar, dropped from events we hand out
+STORAGE_DETAILS = frozenset({"blobId", "debugBlobId", "x-href"})
 
 #: properties an IETF-form event may carry; a full replacement nulls the ones it lacks
 REPLACEABLE = (
@@ -247,9 +260,10 @@ def replacement_patch(event: dict[str, Any]) -> dict[str, Any]:
 def event_from_wire(event: dict[str, Any]) -> dict[str, Any]:
     """Normalise a server's event to the IETF form: ``Event``, ``calendarIds``, ``recurrenceRules``.
 
-    Null-valued properties (Cyrus lists every property) are dropped: null means "default".
+    Null-valued properties (Cyrus lists every property) are dropped: null means "default";
+    so are Cyrus's storage details (``x-href``, ``blobId``).
     """
-    out = {k: v for k, v in event.items() if v is not None}
+    out = {k: v for k, v in event.items() if v is not None and k not in STORAGE_DETAILS}
     if out.get("@type", "jsevent") in ("jsevent", "Event"):
         out["@type"] = "Event"
     if "calendarId" in out:
