@@ -97,6 +97,45 @@ class TestAuth:
         assert server.requests[0].path == "/.well-known/jmap"
 
 
+ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//jmapsyncd tests//EN
+BEGIN:VEVENT
+UID:{uid}
+DTSTAMP:20261101T000000Z
+DTSTART;TZID=Europe/Berlin:20261203T090000
+DTEND;TZID=Europe/Berlin:20261203T100000
+SUMMARY:{summary}
+RRULE:FREQ=WEEKLY;COUNT=3
+BEGIN:VALARM
+ACTION:DISPLAY
+DESCRIPTION:soon
+TRIGGER:-PT10M
+END:VALARM
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+class TestSeedUsage:
+    @pytest.mark.asyncio
+    async def test_seed_calls_on_every_dialect(self, server: FakeJMAPServer, kind: str) -> None:
+        async with open_api(kind, server.session_url, **creds(server)) as api:
+            cal = (await api.get_calendars())[0]
+            event_id = await api.create_event(cal.id, ICS.format(uid="seed@x", summary="Seed"))
+            obj = await api.get_event(event_id)
+            assert obj.data["recurrenceRules"][0]["frequency"] == "weekly"
+            trigger = next(iter(obj.data["alerts"].values()))["trigger"]
+            assert trigger["@type"] == "OffsetTrigger"
+            found = await api.search_events(start="2026-12-03T00:00:00", end="2026-12-04T00:00:00")
+            assert [o.id for o in found] == [event_id]
+            assert (await api.run(cal.get_object_by_uid("seed@x"))).id == event_id
+            await api.update_event(event_id, ICS.format(uid="seed@x", summary="Renamed"))
+            assert (await api.get_event(event_id)).data["title"] == "Renamed"
+            await api.delete_event(event_id)
+            assert await api.search_events() == []
+
+
 class TestObjects:
     @pytest.mark.asyncio
     async def test_saving_a_new_object_creates_it_in_its_calendar(
