@@ -728,6 +728,11 @@ def _set(call: Call, type_name: str, args: Obj) -> Obj:
     dialect = call.dialect
     collection = store.collection(type_name)
     if_in_state = args.get("ifInState")
+    if isinstance(if_in_state, str) and dialect == "stalwart":
+        decoded = decode_stalwart_state(if_in_state)
+        if decoded is None:
+            raise MethodError("invalidArguments", "invalid JMAP State")
+        if_in_state = decoded.encode()  # Stalwart compares parsed states, so junk is ignored
     if if_in_state is not None and if_in_state != store.state(type_name):
         raise MethodError("stateMismatch")
     if dialect == "cyrus36" and "onDestroyRemoveEvents" in args:
@@ -889,7 +894,10 @@ def _destroy_one(call: Call, type_name: str, real: str, args: Obj) -> None:
 
 
 def _container_query(call: Call, type_name: str, args: Obj) -> Obj:
-    return _query(call, type_name, {k: v for k, v in args.items() if k != "filter"})
+    result = _query(call, type_name, {k: v for k, v in args.items() if k != "filter"})
+    if call.dialect == "stalwart":
+        result["queryState"] = "n"  # as recorded: Stalwart keeps no query state for calendars
+    return result
 
 
 Handler = Callable[[Call, str, Obj], Obj]

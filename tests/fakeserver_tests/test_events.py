@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakeserver.encoding import encode_stalwart_state
 from tests.fakeserver_tests.conftest import Raw
 
 
@@ -238,7 +239,7 @@ def test_cyrus36_set_sections_are_null_when_empty(craw: Raw) -> None:
 
 
 def test_ifinstate_mismatch(raw: Raw) -> None:
-    stale = "szzz" if raw.server.dialect == "stalwart" else "12345"
+    stale = encode_stalwart_state(12345) if raw.server.dialect == "stalwart" else "12345"
     result = raw.call("CalendarEvent/set", {"ifInState": stale, "create": {}})
     assert result["error"]["type"] == "stateMismatch"
 
@@ -553,3 +554,14 @@ def test_calendar_set_field_checks(raw: Raw, props: dict[str, Any], bad: str) ->
     if raw.server.dialect == "stalwart":
         expected = "Invalid property." if bad == "bogus" else "Field could not be set."
         assert error["description"] == expected
+
+
+def test_ifinstate_match_applies_the_set(raw: Raw) -> None:
+    cal = raw.server.store.default_calendar_id
+    state = raw.call("CalendarEvent/get", {"ids": []})["state"]
+    if raw.server.dialect == "stalwart":
+        state += "junk"  # Stalwart parses states leniently and ignores trailing junk
+    result = raw.call(
+        "CalendarEvent/set", {"ifInState": state, "create": {"k": raw.new_event(cal)}}
+    )
+    assert "k" in result["created"]
