@@ -246,6 +246,10 @@ class World:
             out[uid] = _summary(text)
         return out
 
+    def summary_of(self, collection_id: str, uid: str) -> str:
+        """The SUMMARY of the file named after ``uid``."""
+        return _summary((self.folder(collection_id) / href_for_uid(uid)).read_text("utf-8"))
+
     # -- the server side --------------------------------------------------------------------------
 
     def server_titles(self, calendar_id: str | None = None) -> dict[str, str]:
@@ -267,8 +271,21 @@ class World:
 def _summary(text: str) -> str:
     for line in text.replace("\r\n ", "").splitlines():
         if line.upper().startswith("SUMMARY"):
-            return line.split(":", 1)[1]
+            return _unescape(line.split(":", 1)[1])
     return ""
+
+
+def _unescape(value: str) -> str:
+    """RFC 5545 §3.3.11 TEXT unescaping."""
+    out: list[str] = []
+    chars = iter(value)
+    for c in chars:
+        if c == "\\":
+            nxt = next(chars, "")
+            out.append("\n" if nxt in "nN" and nxt else nxt)
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def _bump_mtime(path: Path) -> None:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +64,7 @@ from jmapsyncd.sync.plan import (
     plan,
 )
 from jmapsyncd.sync.selection import is_selected
-from jmapsyncd.vdir import Item, Vdir, VdirCollection, etag_of, href_for_uid
+from jmapsyncd.vdir import Item, Vdir, VdirCollection, etag_of, href_for_uid, is_item_href
 
 log = logging.getLogger(__name__)
 
@@ -423,15 +425,21 @@ class SyncEngine:
             plans.append((row, coll, fetched, actions))
 
         # Deletions first, so an item moved between folders never exists twice on the server.
+        complete = True
         for row, coll, fetched, actions in plans:
-            self._execute(kind, row, coll, fetched, [a for a in actions if _is_delete(a)], report)
+            deletes = [a for a in actions if _is_delete(a)]
+            complete &= self._execute(kind, row, coll, fetched, deletes, report)
         for row, coll, fetched, actions in plans:
-            self._execute(
-                kind, row, coll, fetched, [a for a in actions if not _is_delete(a)], report
-            )
+            others = [a for a in actions if not _is_delete(a)]
+            complete &= self._execute(kind, row, coll, fetched, others, report)
             self.db.record_run(row.id, "pull")
             self.db.record_run(row.id, "push")
-        # Every change the state covers is applied (or reported as an item error): keep it.
+        if not complete:
+            # A server change could not be applied here (reported above): the old token makes
+            # the next pass fetch it again instead of taking the stale status for the truth.
+            log.info("%s: keeping the old state so failed items are seen again", kind.token_type)
+            return
+        # Every change the state covers is applied: keep it.
         self.db.set_token(account, kind.token_type, new_state)
 
     # -- collections -----------------------------------------------------------------------------
@@ -625,17 +633,53 @@ class SyncEngine:
             except (StoreError, ConversionError, ValueError) as exc:
                 problem = str(exc)
             if problem is not None:
-                message = f"{coll.name}/{href}: {problem}; not synced until fixed"
-                log.warning(message)
-                self.db.record_error(message, collection_id=row.id, href=href)
-                report.errors.append(message)
-                if known is not None:
-                    # Frozen: as far as sync goes the file is what we last saw, so neither a
-                    # push nor a server-side delete happens because of it.
-                    view[href] = LocalEntry(known.local_etag, None, known.uid)
+                self._bad_file(row, coll, href, problem, known, view, report)
                 continue
             view[href] = LocalEntry(etag, digest, uid)
+        for href in self._unlisted(coll, view):
+            # The store does not list it (a symlink leading outside the vdir, a folder, a
+            # dangling link): without this it would look deleted and be deleted on the server.
+            problem = "not a regular file inside the vdir (a symlink leading outside it?)"
+            self._bad_file(row, coll, href, problem, by_href.get(href), view, report)
         return view
+
+    def _bad_file(
+        self,
+        row: CollectionRow,
+        coll: VdirCollection,
+        href: str,
+        problem: str,
+        known: ItemStatus | None,
+        view: dict[str, LocalEntry],
+        report: SyncReport,
+    ) -> None:
+        message = f"{coll.name}/{href}: {problem}; not synced until fixed"
+        log.warning(message)
+        self.db.record_error(message, collection_id=row.id, href=href)
+        report.errors.append(message)
+        if known is not None:
+            # Frozen: as far as sync goes the file is what we last saw, so neither a push nor
+            # a server-side delete happens because of it.
+            view[href] = LocalEntry(known.local_etag, None, known.uid)
+
+    @staticmethod
+    def _unlisted(coll: VdirCollection, listed: Mapping[str, LocalEntry]) -> list[str]:
+        """Item names in the folder that the store skipped because they are no regular file."""
+        try:
+            names = os.listdir(coll.path)
+        except OSError:
+            return []
+        found: list[str] = []
+        for name in sorted(names):
+            if name in listed or not is_item_href(name):
+                continue
+            try:
+                mode = os.lstat(coll.path / name).st_mode
+            except OSError:
+                continue  # removed meanwhile
+            if stat.S_ISLNK(mode) or not stat.S_ISREG(mode):
+                found.append(name)
+        return found
 
     def _entry(self, obj: Mapping[str, Any]) -> ServerEntry:
         uid = obj.get("uid")
@@ -651,9 +695,14 @@ class SyncEngine:
         fetched: dict[str, dict[str, Any]],
         actions: list[Action],
         report: SyncReport,
-    ) -> None:
+    ) -> bool:
+        """Carry out ``actions``; False if a server change could not be applied locally.
+
+        Such a change must be seen again: the caller then keeps the old state token.
+        """
         if not actions:
-            return
+            return True
+        complete = True
         # Objects the plan needs but this pass did not fetch (conflicts, updates of old items).
         need = {
             a.jmap_id
@@ -706,7 +755,11 @@ class SyncEngine:
                     if item is not None:
                         self.db.forget_item(item.id)
             except (PreconditionFailed, JMAPSetError, ConversionError, StoreError) as exc:
-                # One item's trouble must not stop the others; the next pass looks again.
+                # One item's trouble must not stop the others; the next pass looks again. A
+                # local file is scanned again anyway, but a server change is only seen again
+                # if the state token stays where it was.
+                if isinstance(action, _FROM_SERVER):
+                    complete = False
                 message = f"{coll.name}/{getattr(action, 'href', '?')}: {exc}"
                 log.warning(message)
                 self.db.record_error(
@@ -715,6 +768,7 @@ class SyncEngine:
                 report.errors.append(message)
         if uploads:
             self._upload_new(kind, row, coll, uploads, report)
+        return complete
 
     def _download(
         self,
@@ -727,6 +781,11 @@ class SyncEngine:
         obj = fetched.get(action.jmap_id)
         if obj is None:
             return  # gone since it was listed; the next pass sees the destroy
+        uid = obj.get("uid")
+        if not isinstance(uid, str) or not uid.strip() or not uid.isprintable():
+            # RFC 5545 §3.1 allows no control characters in a content line; a file with one
+            # breaks the tools that read the vdir, and an empty UID cannot be matched again.
+            raise ConversionError(f"server object {action.jmap_id} has an unusable UID {uid!r}")
         text = jscal_to_ical(obj)
         item = Item(text)
         if isinstance(action, DownloadUpdate):
@@ -925,6 +984,10 @@ class SyncEngine:
             f", your version is kept as {copy_href}" if copy_href else "",
         )
         return copy_href
+
+
+#: Actions that carry a server change to the vdir.
+_FROM_SERVER = (DownloadNew, DownloadUpdate, DeleteLocal, Conflict)
 
 
 def _is_delete(action: Action) -> bool:
