@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,56 @@ def test_same_content_still_sees_a_non_default_value() -> None:
     server = {**jscal_event("twin", "Twin"), "freeBusyStatus": "free"}
     assert not same_content(ics_event("twin", "Twin"), server)
     assert not same_content(ics_event("twin", "Other"), jscal_event("twin", "Twin"))
+
+
+# -- a lost answer after the server applied our change (every server) --------------------------
+
+
+class Crash(BaseException):
+    """The process dies here."""
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3], ids=["destroy", "update", "create"])
+@pytest.mark.parametrize("lost", ["set_events", "get_events"])
+def test_an_answer_lost_after_the_server_applied_local_edits_links_instead_of_copying(
+    world: World, lost: str, nth: int
+) -> None:
+    cal = world.server.default_calendar()
+    for uid in ("a", "b"):
+        world.server.add_event(cal, jscal_event(uid, uid))
+    world.sync_clean()
+    world.write_uid(cal, "a", ics_event("a", "a edited"))
+    (world.folder(cal) / href_for_uid("b")).unlink()
+    world.write_uid(cal, "c", ics_event("c", "c new"))
+    world.restart()
+    real_set = world.client.set_events
+    real = getattr(world.client, lost)
+    applied: list[str] = []
+
+    def set_events(*args: Any, **kwargs: Any) -> Any:
+        result = real_set(*args, **kwargs)
+        applied.append("set")
+        if lost == "set_events" and len(applied) == nth:
+            raise Crash(lost)
+        return result
+
+    def fetch_back(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if len(applied) == nth:
+            raise Crash(lost)
+        return result
+
+    world.client.set_events = set_events  # type: ignore[method-assign]
+    if lost != "set_events":
+        setattr(world.client, lost, fetch_back)
+    with pytest.raises(Crash):
+        world.sync()
+    world.restart()
+    for _ in range(3):
+        report = world.sync_clean()
+        assert report.conflicts == 0
+        if report.changed == 0:
+            break
+    assert world.db.conflicts() == []
+    assert world.local_summaries(cal) == {"a": "a edited", "c": "c new"}
+    assert world.server_titles(cal) == {"a": "a edited", "c": "c new"}
