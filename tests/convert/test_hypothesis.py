@@ -242,3 +242,54 @@ def test_any_json_shape_gives_text_or_conversion_error(extra: dict[str, Any], ki
     # whatever we write, we can read back
     [back] = ical_to_jscal(text)
     assert back["uid"] == "fuzz"
+
+
+_PROP_NAMES = [
+    "DTSTART", "DTEND", "DURATION", "DUE", "RRULE", "EXRULE", "RDATE", "EXDATE", "ATTENDEE",
+    "ORGANIZER", "SUMMARY", "CATEGORIES", "GEO", "CLASS", "STATUS", "PRIORITY", "SEQUENCE",
+    "CREATED", "COMPLETED", "PERCENT-COMPLETE", "URL", "ATTACH", "RELATED-TO", "CONFERENCE",
+    "RECURRENCE-ID", "X-JMAPSYNCD-JSON", "X-ALT-DESC", "LOCATION", "X-FOO",
+]  # fmt: skip
+_PARAMS = ["TZID=Europe/Berlin", "TZID=Nowhere", "VALUE=DATE", "VALUE=PERIOD", "RELATED=END",
+           "X-NAME=title", "FMTTYPE=text/html", "RANGE=THISANDFUTURE", 'CN="a:b"', "ROLE=CHAIR"]  # fmt: skip
+_values = st.sampled_from(
+    [
+        "20240101", "20240101T100000", "20240101T100000Z", "PT1H", "-PT15M", "P1W",
+        "FREQ=DAILY;COUNT=3", "FREQ=WEEKLY;UNTIL=20240301", "mailto:a@example.com", "1;2",
+        "20240101T100000Z/PT1H", "text\\, more", '{"a": 1}', "", "X", "99999999T999999",
+    ]
+) | st.text(alphabet="0123456789TZP-:;=,/.WDHMS", max_size=20)  # fmt: skip
+
+
+@st.composite
+def ical_texts(draw: st.DrawFn) -> str:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:x"]
+    for i in range(draw(st.integers(min_value=1, max_value=3))):
+        kind = draw(st.sampled_from(["VEVENT", "VTODO"]))
+        lines += [f"BEGIN:{kind}", f"UID:u{draw(st.integers(0, 1))}"]
+        for _ in range(draw(st.integers(0, 8))):
+            name = draw(st.sampled_from(_PROP_NAMES))
+            params = draw(st.lists(st.sampled_from(_PARAMS), max_size=2))
+            head = ";".join([name, *params])
+            lines.append(f"{head}:{draw(_values)}")
+        if draw(st.booleans()):
+            lines += ["BEGIN:VALARM", f"TRIGGER:{draw(_values)}", "ACTION:DISPLAY", "END:VALARM"]
+        lines.append(f"END:{kind}")
+        del i
+    lines.append("END:VCALENDAR")
+    return "\r\n".join(lines) + "\r\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(ical_texts())
+def test_any_icalendar_gives_objects_or_conversion_error(text: str) -> None:
+    from jmapsyncd.errors import ConversionError
+
+    try:
+        objs = ical_to_jscal(text)
+    except ConversionError:
+        return
+    assert objs
+    # whatever we read, we can write and read again
+    out = jscal_to_ical(objs)
+    assert len(ical_to_jscal(out)) == len(objs)

@@ -67,6 +67,9 @@ class Writer:
         self, name: str, value: str, params: Mapping[str, str | Sequence[str]] | None = None
     ) -> None:
         """Write ``name;params:value`` where value is already in iCalendar syntax."""
+        if "\n" in value or "\r" in value:
+            # a raw value (URI, date …) cannot hold a line break; it would end the line
+            value = value.replace("\r", "").replace("\n", "")
         if not params:
             line = f"{name}:{value}"
             if len(line) <= 75 and line.isascii():

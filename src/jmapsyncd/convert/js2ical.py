@@ -418,8 +418,12 @@ class _ObjWriter:
         if isinstance(start, str):
             w.raw("DTSTART", t.value(start), _merge(t.params, _conv_params(obj, "start")))
         duration = obj.get("duration")
-        if kind == "VEVENT" and isinstance(start, str) and isinstance(duration, str):
-            self.dtend(obj, t, start, duration, where)
+        if kind == "VEVENT" and isinstance(duration, str):
+            if isinstance(start, str):
+                self.dtend(obj, t, start, duration, where)
+            else:
+                parse_duration(duration, f"{where} duration")
+                w.raw("DURATION", duration.upper(), _conv_params(obj, "duration"))
         if kind == "VTODO":
             due = obj.get("due")
             if isinstance(due, str):
