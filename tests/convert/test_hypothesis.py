@@ -250,8 +250,10 @@ _PROP_NAMES = [
     "CREATED", "COMPLETED", "PERCENT-COMPLETE", "URL", "ATTACH", "RELATED-TO", "CONFERENCE",
     "RECURRENCE-ID", "X-JMAPSYNCD-JSON", "X-ALT-DESC", "LOCATION", "X-FOO",
 ]  # fmt: skip
-_PARAMS = ["TZID=Europe/Berlin", "TZID=Nowhere", "VALUE=DATE", "VALUE=PERIOD", "RELATED=END",
-           "X-NAME=title", "FMTTYPE=text/html", "RANGE=THISANDFUTURE", 'CN="a:b"', "ROLE=CHAIR"]  # fmt: skip
+_PARAMS = [
+    "TZID=Europe/Berlin", "TZID=Nowhere", "VALUE=DATE", "VALUE=PERIOD", "RELATED=END",
+    "X-NAME=title", "FMTTYPE=text/html", "RANGE=THISANDFUTURE", 'CN="a:b"', "ROLE=CHAIR",
+]  # fmt: skip
 _values = st.sampled_from(
     [
         "20240101", "20240101T100000", "20240101T100000Z", "PT1H", "-PT15M", "P1W",
