@@ -34,6 +34,8 @@ Headers = list[tuple[str, str]]
 class Fault:
     """What the next ``times`` requests whose path starts with ``path`` (None: any) get.
 
+    With ``method`` set, only API requests that call that JMAP method match.
+
     Effects, checked in this order after sleeping ``delay`` seconds: ``reset`` (connection reset),
     ``body`` (these bytes with status 200), ``status`` (that status, ``Retry-After`` when
     ``retry_after`` is set), ``truncate`` (the real answer cut in half).  With no effect chosen the
@@ -48,6 +50,7 @@ class Fault:
     body: bytes | None = None
     path: str | None = None
     times: int = 1
+    method: str | None = None  # only API requests calling this JMAP method, e.g. "Calendar/set"
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         fake = self.server.fake
         body = self._read_body()
-        fake._record(self.command, self.path, dict(self.headers.items()), body)
-        fault = fake._take_fault(self.path)
+        recorded = fake._record(self.command, self.path, dict(self.headers.items()), body)
+        fault = fake._take_fault(self.path, recorded.json)
         if fault is not None:
             if fault.delay > 0 and fake._stopping.wait(fault.delay):
                 self._reset()
@@ -385,7 +388,9 @@ class FakeJMAPServer:
 
     # ------------------------------------------------------------------ internals
 
-    def _record(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+    def _record(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> RecordedRequest:
         redacted = {
             k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in headers.items()
         }
@@ -393,12 +398,20 @@ class FakeJMAPServer:
             parsed = json.loads(body) if body else None
         except (ValueError, UnicodeDecodeError):
             parsed = None
+        recorded = RecordedRequest(method, path, redacted, parsed, body)
         with self._core.lock:
-            self.requests.append(RecordedRequest(method, path, redacted, parsed, body))
+            self.requests.append(recorded)
+        return recorded
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, request: Any) -> Fault | None:
+        calls = request.get("methodCalls") if isinstance(request, dict) else None
+        names = (
+            {c[0] for c in calls if isinstance(c, list) and c} if isinstance(calls, list) else set()
+        )
         with self._core.lock:
             for fault in self.faults:
+                if fault.method is not None and fault.method not in names:
+                    continue
                 if fault.path is None or path.startswith(fault.path):
                     fault.times -= 1
                     if fault.times <= 0:

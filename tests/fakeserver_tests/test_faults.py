@@ -95,3 +95,12 @@ def test_server_stops_promptly_with_a_request_in_flight() -> None:
         srv.stop()
         with pytest.raises(niquests.exceptions.ConnectionError):
             client.get(url, timeout=1)
+
+
+def test_method_fault_only_hits_requests_calling_that_method(raw: Raw) -> None:
+    raw.server.faults.append(Fault(status=500, method="CalendarEvent/set"))
+    echo = raw.post({"using": raw.using, "methodCalls": [["Core/echo", {}, "0"]]})
+    assert echo.status_code == 200
+    call = ["CalendarEvent/set", {"accountId": raw.account, "destroy": []}, "0"]
+    assert raw.post({"using": raw.using, "methodCalls": [call]}).status_code == 500
+    assert raw.post({"using": raw.using, "methodCalls": [call]}).status_code == 200
