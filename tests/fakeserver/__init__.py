@@ -16,8 +16,9 @@ The behaviour of each dialect follows ``/work/shared/reference/stalwart-jmap.md`
 Server attributes: ``session_url`` (= ``url``), ``base_url``, ``api_url``, ``username``,
 ``password``, ``token`` (Bearer), ``account_id``, ``store`` (first user's data), ``stores``
 (per user), ``limits`` (mutable: core limits plus ``maxChanges`` and ``maxQueryResults`` caps),
-``faults`` (:class:`Fault`, optionally limited to one JMAP ``method``), ``requests`` (:class:`RecordedRequest`), ``force_cannot_calculate`` (the next
-``*/changes`` fails once), ``lazy_text_index`` (text filters miss writes of the same request).
+``faults`` (:class:`Fault`, optionally limited to one JMAP ``method``), ``requests``
+(:class:`RecordedRequest`), ``force_cannot_calculate`` (the next ``*/changes`` fails once),
+``lazy_text_index`` (text filters miss writes of the same request).
 
 Store (seeding bypasses all validation, so hostile ids, UIDs and names are fine):
 ``add_calendar(name, **props)``, ``add_event(calendar_id, jscal)``, ``add_task_list(name,
