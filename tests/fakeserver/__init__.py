@@ -27,7 +27,8 @@ Store (seeding bypasses all validation, so hostile ids, UIDs and names are fine)
 ``destroy_task``, ``destroy_calendar``, ``destroy_task_list``, ``batch()`` (one change),
 ``forget_history()`` (older states become ``cannotCalculateChanges``), ``state(type)``, and the
 dicts ``calendars``, ``events``, ``task_lists``, ``tasks``.  Events are stored with a
-``calendarIds`` map in every dialect.
+``calendarIds`` map in every dialect.  While requests are in flight, iterate those dicts under
+``with srv.store.lock:`` (the server's lock), or the server may change them underneath.
 
 ``python -m tests.fakeserver --dialect ietf --tasks --port 0`` serves from a separate process and
 prints the session URL.
