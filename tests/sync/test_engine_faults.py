@@ -671,3 +671,70 @@ def test_control_characters_in_a_server_title_do_not_reach_the_file(
     for path in w.folder(cal).iterdir():
         text = path.read_bytes().decode("utf-8")
         assert all(c.isprintable() or c in "\r\n\t" for c in text), path.name
+
+
+# -- the journal of server calls ------------------------------------------------------------------
+
+
+def _create_applied_then_crash(w: World) -> None:
+    set_events = w.client.set_events
+
+    def applied_then_lost(*args: Any, **kwargs: Any) -> Any:
+        set_events(*args, **kwargs)
+        raise Crash("answer lost")
+
+    w.client.set_events = applied_then_lost  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        w.sync()
+    w.restart()
+
+
+def test_a_file_deleted_after_a_crashed_create_is_deleted_on_the_server_too(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    srv, w = fake
+    cal = srv.store.default_calendar_id
+    w.sync_clean()
+    w.write_uid(cal, "gone", ics_event("gone", "Created, then deleted"))
+    w.restart()
+    _create_applied_then_crash(w)
+    assert [e["uid"] for e in srv.store.events.values()] == ["gone"]
+    # the user deletes the file before the next pass
+    (w.folder(cal) / href_for_uid("gone")).unlink()
+    w.sync_clean()
+    w.sync_clean()
+    assert w.local_summaries(cal) == {}
+    assert srv.store.events == {}
+    assert w.db.pending_items() == []
+
+
+def test_a_file_edited_after_a_crashed_create_sends_the_edit(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    srv, w = fake
+    cal = srv.store.default_calendar_id
+    w.sync_clean()
+    w.write_uid(cal, "later", ics_event("later", "First"))
+    w.restart()
+    _create_applied_then_crash(w)
+    w.write_uid(cal, "later", ics_event("later", "Second"))
+    report = w.sync_clean()
+    assert report.conflicts == 0
+    assert _converged(w, cal) == {"later": "Second"}
+    assert w.db.pending_items() == []
+
+
+def test_a_server_edit_after_a_crashed_create_is_downloaded(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    srv, w = fake
+    cal = srv.store.default_calendar_id
+    w.sync_clean()
+    w.write_uid(cal, "theirs", ics_event("theirs", "Ours"))
+    w.restart()
+    _create_applied_then_crash(w)
+    srv.store.update_event(w.server_event_id("theirs"), {"title": "Theirs"})
+    w.sync_clean()
+    assert _converged(w, cal) == {"theirs": "Theirs"}
+    assert w.sync_clean().changed == 0
+    assert w.db.pending_items() == []

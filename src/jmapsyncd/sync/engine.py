@@ -402,8 +402,9 @@ class SyncEngine:
         plans = []
         for row in collections:
             coll = self._open(row)
-            status = self.db.item_status(row.id)
             fetched = per_collection[row.jmap_id]
+            self._settle_journal(row, coll, fetched)
+            status = self.db.item_status(row.id)
             if changes is None:
                 server = {jid: self._entry(obj) for jid, obj in fetched.items()}
             else:
@@ -441,6 +442,47 @@ class SyncEngine:
             return
         # Every change the state covers is applied: keep it.
         self.db.set_token(account, kind.token_type, new_state)
+
+    def _settle_journal(
+        self, row: CollectionRow, coll: VdirCollection, fetched: Mapping[str, dict[str, Any]]
+    ) -> None:
+        """Settle server calls a crash left open, before planning (docs/sync.md, "Restart").
+
+        ``fetched`` holds every object of the collection that changed since the stored token
+        (or all of them); a create that reached the server made its object, so it is there.
+        """
+        for item in self.db.pending_items(row.id):
+            if item.status != ItemState.PENDING_CREATE:
+                # An update or destroy that may have happened: plain status again. The
+                # planner repeats the call, or sees both sides changed and compares contents.
+                self.db.settle(item.id)
+                continue
+            # The UID is how a create is found again.
+            found = [
+                (jid, obj)
+                for jid, obj in sorted(fetched.items())
+                if item.uid is not None
+                and obj.get("uid") == item.uid
+                and self.db.item_by_jmap_id(row.id, jid) is None
+            ]
+            if not found:
+                # Never created: the planner sees the file as new and uploads it.
+                self.db.forget_item(item.id)
+                continue
+            jmap_id, obj = found[0]
+            recorded = server_hash(obj)
+            try:
+                current, _ = coll.get(item.href)
+            except StoreError:
+                current = None
+            if (
+                current is not None
+                and current.hash == item.local_hash
+                and not same_content(current.text, obj)
+            ):
+                # Not what we sent: someone edited it since, which the planner must see.
+                recorded = ""
+            self.db.finish_create(item.id, jmap_id=jmap_id, server_hash=recorded)
 
     # -- collections -----------------------------------------------------------------------------
 
