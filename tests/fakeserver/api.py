@@ -97,6 +97,8 @@ class Core:
             return CORE
         if name not in METHODS:
             return None
+        if name.endswith("/queryChanges") and self.dialect != "stalwart":
+            return None  # Cyrus has no queryChanges (it answers canCalculateChanges false)
         if kind in ("Calendar", "CalendarEvent"):
             return calendars_capability(self.dialect)
         if kind in ("TaskList", "Task"):
@@ -918,3 +920,36 @@ METHODS: dict[str, Handler] = {
     "Task/set": _set,
 }
 METHODS["Calendar/query"] = _container_query
+
+
+def _query_changes(call: Call, type_name: str, args: Obj) -> Obj:
+    """RFC 8620 §5.6, the simple way: every changed id is removed, and re-added where it now is."""
+    since = args.get("sinceQueryState")
+    if not isinstance(since, str):
+        raise MethodError("invalidArguments", "sinceQueryState is required")
+    try:
+        page = call.store.changes(type_name, since, None)
+    except (InvalidState, CannotCalculateChanges):
+        raise MethodError("cannotCalculateChanges", CANNOT_CALCULATE) from None
+    query_args: Obj = {k: args[k] for k in ("filter", "sort", "timeZone") if k in args}
+    current = _query(call, type_name, {**query_args, "calculateTotal": True})
+    touched = set(page.created) | set(page.updated)
+    removed = page.updated + page.destroyed
+    max_changes = args.get("maxChanges")
+    added = [{"id": i, "index": n} for n, i in enumerate(current["ids"]) if i in touched]
+    if isinstance(max_changes, int) and len(removed) + len(added) > max_changes > 0:
+        raise MethodError("tooManyChanges")
+    out: Obj = {
+        "accountId": call.store.account_id,
+        "oldQueryState": since,
+        "newQueryState": current["queryState"],
+        "removed": removed,
+        "added": added,
+    }
+    if args.get("calculateTotal"):
+        out["total"] = current["total"]
+    return out
+
+
+METHODS["CalendarEvent/queryChanges"] = _query_changes
+METHODS["Task/queryChanges"] = _query_changes

@@ -194,3 +194,26 @@ def test_stalwart_invalid_state_not_last_fails_the_whole_request(sraw: Raw) -> N
     response = sraw.post(body)
     assert response.status_code == 400
     assert response.json()["type"] == "urn:ietf:params:jmap:error:notRequest"
+
+
+def test_stalwart_query_changes(sraw: Raw) -> None:
+    store = sraw.server.store
+    kept = store.add_event("b", {"uid": "kept", "start": "2026-01-01T00:00:00"})
+    gone = store.add_event("b", {"uid": "gone", "start": "2026-01-02T00:00:00"})
+    args = {"sort": [{"property": "start"}]}
+    before = sraw.call("CalendarEvent/query", args)
+    fresh = store.add_event("b", {"uid": "fresh", "start": "2025-12-31T00:00:00"})
+    store.destroy_event(gone)
+    result = sraw.call(
+        "CalendarEvent/queryChanges",
+        {**args, "sinceQueryState": before["queryState"], "calculateTotal": True},
+    )
+    assert result["removed"] == [gone]
+    assert result["added"] == [{"id": fresh, "index": 0}]
+    assert result["total"] == 2
+    assert kept in sraw.call("CalendarEvent/query", args)["ids"]
+
+
+def test_cyrus_has_no_query_changes(iraw: Raw) -> None:
+    result = iraw.call("CalendarEvent/queryChanges", {"sinceQueryState": "0"})
+    assert result["error"]["type"] == "unknownMethod"
