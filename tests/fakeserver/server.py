@@ -28,6 +28,15 @@ from tests.fakeserver.session import build_session, default_limits
 from tests.fakeserver.store import DIALECTS, Store
 
 Headers = list[tuple[str, str]]
+# Data types Stalwart accepts in an EventSource ``types`` list; anything else is a 400.
+PUSH_TYPES = frozenset(
+    {
+        "Calendar", "CalendarEvent", "CalendarEventNotification", "ParticipantIdentity",
+        "TaskList", "Task", "Email", "EmailDelivery", "EmailSubmission", "Mailbox", "Thread",
+        "Identity", "AddressBook", "ContactCard", "FileNode", "Principal", "Quota",
+        "SieveScript", "VacationResponse", "ShareNotification",
+    }
+)  # fmt: skip
 
 
 @dataclass
@@ -200,6 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.dialect == "stalwart" and ping:
             ping = max(ping, 30)  # Stalwart never pings more often than every 30 s.
         wanted = None if types_arg == "*" else set(types_arg.split(","))
+        if fake.dialect == "stalwart" and wanted is not None and not wanted <= PUSH_TYPES:
+            self._send(400, [("Content-Type", "text/plain")], b"invalid types")
+            return
         user = fake._authenticate(self.headers.get("Authorization"))
         own_account = fake.stores[user].account_id if isinstance(user, str) else None
         core = fake._core

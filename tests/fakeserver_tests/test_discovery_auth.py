@@ -146,3 +146,19 @@ def test_second_user_gets_its_own_account() -> None:
     assert answer["methodResponses"][0][0] == "error"
     assert answer["methodResponses"][0][1]["type"] == "forbidden"
     assert srv.stores["bob"].account_id == "c"
+
+
+@pytest.mark.parametrize("dialect", ["ietf", "cyrus36"])
+def test_cyrus_other_users_account_is_not_found(dialect: str) -> None:
+    users = {"alice": "secret", "bob": "hunter2"}
+    cap = "urn:ietf:params:jmap:calendars"
+    if dialect == "cyrus36":
+        cap = "https://cyrusimap.org/ns/jmap/calendars"
+    with FakeJMAPServer(dialect=dialect, users=users) as srv, niquests.Session() as http:
+        body = {
+            "using": ["urn:ietf:params:jmap:core", cap],
+            "methodCalls": [["Calendar/get", {"accountId": "alice"}, "0"]],
+        }
+        response = http.post(srv.api_url, json=body, auth=("bob", "hunter2"))
+    assert response.status_code == 200
+    assert response.json()["methodResponses"][0][1] == {"type": "accountNotFound"}

@@ -117,3 +117,13 @@ def test_event_source_pings() -> None:
         thread.join(timeout=10)
         assert not thread.is_alive()
     assert "event: ping" in lines
+
+
+def test_stalwart_event_source_rejects_unknown_types_and_bad_ping(stalwart: FakeJMAPServer) -> None:
+    base = f"{stalwart.base_url}/jmap/eventsource/"
+    auth = (stalwart.username, stalwart.password)
+    with niquests.Session() as http:
+        bad_types = http.get(f"{base}?types=Nope&closeafter=state&ping=0", auth=auth)
+        bad_ping = http.get(f"{base}?types=*&closeafter=state&ping=soon", auth=auth)
+    assert bad_types.status_code == 400
+    assert bad_ping.status_code == 400
