@@ -309,3 +309,18 @@ async def test_patches_replace_rules_and_move_between_calendars(
         assert got["recurrenceRules"][0]["count"] == 2
         assert got["title"] == "Two"
         assert got["calendarIds"] == {other: True}
+
+
+@pytest.mark.asyncio
+async def test_event_with_x_properties_is_created(cyrus_account: Any, kind: str) -> None:
+    # Regression: the converter keeps X- properties in a vendor property, which Cyrus refuses
+    # (invalidProperties); the create must still succeed, the rest of the event intact.
+    text = ics("xprop-1@example.com", "With X-props").replace(
+        "SUMMARY:", "X-MOZ-GENERATION:3\nX-CUSTOM;X-P=1:kept locally\nSUMMARY:"
+    )
+    async with open_api(kind, cyrus_account.url, **_account(cyrus_account)) as api:
+        cal = (await api.get_calendars())[0]
+        event_id = await api.create_event(cal.id, text)
+        obj = await api.get_event(event_id)
+        assert obj.data["title"] == "With X-props"
+        assert obj.data["uid"] == "xprop-1@example.com"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from jmapsyncd.errors import JMAPSetError
 from jmapsyncd.protocol.dialect import (
     Dialect,
     dialect_from_session,
@@ -15,6 +16,7 @@ from jmapsyncd.protocol.dialect import (
     query_datetime,
     replacement_patch,
 )
+from jmapsyncd.protocol.flows import learn_from_set_error
 from jmapsyncd.protocol.session import parse_session
 from tests.protocol.scripted import session_json
 
@@ -74,6 +76,25 @@ class TestToWire:
         assert "version" not in event_to_wire(
             event(version="1.0"), IETF.learn(accepts_version=False)
         )
+
+    def test_refused_vendor_properties_are_dropped_once_learned(self) -> None:
+        vendor = {"example.com:extra": {"a": 1}}
+        assert "example.com:extra" in event_to_wire(event(**vendor), IETF)
+        error = JMAPSetError.from_set_error(
+            "k0", {"type": "invalidProperties", "properties": ["example.com:extra"]}
+        )
+        learned = learn_from_set_error(error, IETF)
+        assert learned is not None
+        assert learned.rejected_properties == {"example.com:extra"}
+        assert "example.com:extra" not in event_to_wire(event(**vendor), learned)
+        patch = event_to_wire({"example.com:extra/a": 2, "title": "x"}, learned, patch=True)
+        assert patch == {"title": "x"}
+
+    def test_a_refused_standard_property_is_never_dropped(self) -> None:
+        error = JMAPSetError.from_set_error(
+            "k0", {"type": "invalidProperties", "properties": ["title"]}
+        )
+        assert learn_from_set_error(error, IETF) is None
 
     def test_alert_triggers_get_their_type(self) -> None:
         alerts = {

@@ -101,6 +101,9 @@ class Dialect:
     rejected_args: frozenset[str] = frozenset()
     #: capability URI for JMAP Tasks, or None when not offered
     tasks_capability: str | None = None
+    #: vendor properties (``domain:name``, RFC 8984 §3.3) the server refused; not sent again.
+    #: Only vendor properties are ever dropped this way: standard ones always reach the server.
+    rejected_properties: frozenset[str] = frozenset()
 
     def learn(self, **changes: Any) -> Dialect:
         return replace(self, **changes)
@@ -176,6 +179,8 @@ def event_to_wire(
         out.pop(key, None)
     if not dialect.accepts_version:
         out.pop("version", None)
+    for key in [k for k in out if k.partition("/")[0] in dialect.rejected_properties]:
+        del out[key]
     if calendar_id is not None:
         out.pop("calendarId", None)
         out["calendarIds"] = {calendar_id: True}

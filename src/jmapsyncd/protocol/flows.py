@@ -389,6 +389,10 @@ def learn_from_set_error(error: JMAPSetError, dialect: Dialect) -> Dialect | Non
         return dialect.learn(accepts_version=False)
     if "@type" in props:
         return dialect.learn(event_type="Event" if dialect.event_type != "Event" else "jsevent")
+    vendor = {p for p in props if ":" in p} - dialect.rejected_properties
+    if vendor:
+        # Cyrus refuses vendor properties it does not know; the data stays in the local copy.
+        return dialect.learn(rejected_properties=dialect.rejected_properties | vendor)
     return None
 
 
