@@ -37,6 +37,7 @@ __all__ = [
     "jscal_event",
     "open_world",
     "server_world",
+    "summary_text",
     "tree_snapshot",
 ]
 
@@ -216,10 +217,14 @@ class World:
     def write(self, collection_id: str, name: str, text: str | bytes) -> Path:
         path = self.folder(collection_id) / name
         data = text.encode("utf-8") if isinstance(text, str) else text
+        try:
+            before: int | None = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            before = None
         # Not atomic on purpose: like an editor, and the mtime moves.
         with open(path, "wb") as fp:
             fp.write(data)
-        _bump_mtime(path)
+        _bump_mtime(path, before)
         return path
 
     def write_uid(self, collection_id: str, uid: str, text: str) -> Path:
@@ -243,12 +248,12 @@ class World:
             uid = extract_uid(text)
             assert uid is not None
             assert uid not in out, f"two files hold {uid}"
-            out[uid] = _summary(text)
+            out[uid] = summary_text(text)
         return out
 
     def summary_of(self, collection_id: str, uid: str) -> str:
         """The SUMMARY of the file named after ``uid``."""
-        return _summary((self.folder(collection_id) / href_for_uid(uid)).read_text("utf-8"))
+        return summary_text((self.folder(collection_id) / href_for_uid(uid)).read_text("utf-8"))
 
     # -- the server side --------------------------------------------------------------------------
 
@@ -268,7 +273,8 @@ class World:
         return event_id
 
 
-def _summary(text: str) -> str:
+def summary_text(text: str) -> str:
+    """The unescaped SUMMARY of an iCalendar text ("" if none)."""
     for line in text.replace("\r\n ", "").splitlines():
         if line.upper().startswith("SUMMARY"):
             return _unescape(line.split(":", 1)[1])
@@ -288,10 +294,15 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
-def _bump_mtime(path: Path) -> None:
-    """Make the mtime differ from anything written in the same clock tick before."""
+def _bump_mtime(path: Path, before: int | None) -> None:
+    """Make the mtime differ from anything written in the same clock tick before.
+
+    A coarse clock gives two quick writes the same mtime; an editor's next save would then keep
+    the file's etag. Real saves are seconds apart, tests' are not.
+    """
     st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    mtime = max(st.st_mtime_ns, (before or 0) + 1_000_000) + 1_000_000
+    os.utime(path, ns=(st.st_atime_ns, mtime))
 
 
 @contextmanager
