@@ -34,11 +34,17 @@ def test_param_values_with_specials_are_quoted() -> None:
     assert w.getvalue() == 'ATTENDEE;CN="Doe, Jane: PhD";MEMBER="mailto:x@y",plain:mailto:a@b\r\n'
 
 
-@given(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Co"), blacklist_characters="\r"))
-)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\n\t")))
 def test_text_escape_round_trips(value: str) -> None:
     assert unescape_text(escape_text(value)) == value
+
+
+def test_control_characters_are_dropped() -> None:
+    # RFC 5545 §3.3.11: TEXT allows HTAB and (escaped) line breaks, no other control character
+    assert escape_text("bell\x07 nul\x00 vt\x0b tab\t\r\nend\x85") == "bell nul vt tab\t\\nend"
+    w = Writer()
+    w.raw("URL", "https://x.example/\x00a\r\nb", {"X-P": "a\x07b"})
+    assert w.getvalue() == "URL;X-P=ab:https://x.example/ab\r\n"
 
 
 @given(

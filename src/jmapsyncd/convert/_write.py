@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": ""})
+# RFC 5545 §3.1 and §3.3.11 allow no control characters but HTAB in values: others are dropped
+_CONTROLS = {c: None for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09, 0x0A)}
+_TEXT_ESCAPES = str.maketrans(
+    {**_CONTROLS, "\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": None}
+)
+_RAW_CLEAN = str.maketrans({**_CONTROLS, "\n": None, "\r": None})
 
 
 def escape_text(value: str) -> str:
@@ -24,6 +29,8 @@ def _param_value(v: str) -> str:
     if "^" in v or "\n" in v or '"' in v or "\r" in v:
         v = v.replace("^", "^^").replace("\r\n", "^n").replace("\r", "^n").replace("\n", "^n")
         v = v.replace('"', "^'")
+    if not v.isprintable():
+        v = v.translate(_CONTROLS)
     if ":" in v or ";" in v or "," in v:
         return f'"{v}"'
     return v
@@ -67,9 +74,9 @@ class Writer:
         self, name: str, value: str, params: Mapping[str, str | Sequence[str]] | None = None
     ) -> None:
         """Write ``name;params:value`` where value is already in iCalendar syntax."""
-        if "\n" in value or "\r" in value:
-            # a raw value (URI, date …) cannot hold a line break; it would end the line
-            value = value.replace("\r", "").replace("\n", "")
+        if not value.isprintable():
+            # a raw value (URI, date …) cannot hold a line break or other control characters
+            value = value.translate(_RAW_CLEAN)
         if not params:
             line = f"{name}:{value}"
             if len(line) <= 75 and line.isascii():
