@@ -111,17 +111,22 @@ def test_restart_resumes_with_an_incremental_pass(world: World) -> None:
 # -- tasks -------------------------------------------------------------------------------------
 
 
-def test_tasks_sync_both_ways_in_task_list_folders(tmp_path: Path) -> None:
-    with fake_world(tmp_path, "ietf", tasks=True) as (srv, w):
+@pytest.mark.parametrize("dialect", ["ietf", "stalwart"])
+def test_tasks_sync_both_ways_in_task_list_folders(tmp_path: Path, dialect: str) -> None:
+    # Stalwart numbers calendars and task lists on their own: the first of each is "b".
+    with fake_world(tmp_path, dialect, tasks=True) as (srv, w):
         task_list = srv.store.default_task_list_id
         task_id = srv.store.add_task(task_list, {"@type": "Task", "uid": "t-srv", "title": "Buy"})
         w.sync_clean()
-        assert w.local_summaries(task_list) == {"t-srv": "Buy"}
-        assert "BEGIN:VTODO" in w.files(task_list)[href_for_uid("t-srv")]
-        # tasks never land in a calendar folder
-        assert w.local_uids(srv.store.default_calendar_id) == []
+        assert w.local_summaries(task_list, "tasklist") == {"t-srv": "Buy"}
+        text = w.files(task_list, "tasklist")[href_for_uid("t-srv")]
+        assert "BEGIN:VTODO" in text
+        # tasks never land in a calendar folder, and the two folders differ
+        calendar = srv.store.default_calendar_id
+        assert w.local_uids(calendar) == []
+        assert w.folder(calendar) != w.folder(task_list, "tasklist")
 
-        w.write_uid(task_list, "t-local", ics_task("t-local", "Call"))
+        w.write_uid(task_list, "t-local", ics_task("t-local", "Call"), "tasklist")
         assert w.sync_clean().uploaded == 1
         titles = {t["uid"]: t.get("title") for t in srv.store.tasks.values()}
         assert titles == {"t-srv": "Buy", "t-local": "Call"}
@@ -129,15 +134,27 @@ def test_tasks_sync_both_ways_in_task_list_folders(tmp_path: Path) -> None:
         assert new["taskListId"] == task_list
 
         srv.store.update_task(task_id, {"title": "Buy milk"})
-        w.write_uid(task_list, "t-local", ics_task("t-local", "Call mum"))
+        w.write_uid(task_list, "t-local", ics_task("t-local", "Call mum"), "tasklist")
         w.sync_clean()
-        assert w.local_summaries(task_list) == {"t-srv": "Buy milk", "t-local": "Call mum"}
+        assert w.local_summaries(task_list, "tasklist") == {
+            "t-srv": "Buy milk",
+            "t-local": "Call mum",
+        }
         titles = {t["uid"]: t.get("title") for t in srv.store.tasks.values()}
         assert titles == {"t-srv": "Buy milk", "t-local": "Call mum"}
 
-        (w.folder(task_list) / href_for_uid("t-srv")).unlink()
+        (w.folder(task_list, "tasklist") / href_for_uid("t-srv")).unlink()
         assert w.sync_clean().deleted_remote == 1
         assert [t["uid"] for t in srv.store.tasks.values()] == ["t-local"]
+
+        # a removed task-list folder comes back under the same name
+        folder = w.folder(task_list, "tasklist")
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+        w.sync_clean()
+        assert w.local_summaries(task_list, "tasklist") == {"t-local": "Call mum"}
+        assert w.folder(task_list, "tasklist") == folder
 
 
 # -- collections -------------------------------------------------------------------------------
@@ -278,3 +295,51 @@ def test_folder_names_follow_safe_names_of_calendar_ids(tmp_path: Path) -> None:
         assert (w.root / safe_name(cal)).is_dir()
         files = w.files(cal)
         assert all(extract_uid(t) for t in files.values())
+
+
+def test_new_local_folder_holding_tasks_becomes_a_task_list(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "stalwart", tasks=True) as (srv, w):
+        w.sync_clean()
+        folder = w.root / "chores"
+        folder.mkdir()
+        (folder / "displayname").write_text("Chores\n")
+        (folder / "dishes.ics").write_text(ics_task("dishes", "Dishes"))
+        report = w.sync_clean()
+        assert report.collections_created == 1
+        [list_id] = [k for k, t in srv.store.task_lists.items() if t["name"] == "Chores"]
+        assert [(t["uid"], t["taskListId"]) for t in srv.store.tasks.values()] == [
+            ("dishes", list_id)
+        ]
+        assert not any(c["name"] == "Chores" for c in srv.store.calendars.values())
+        assert w.sync_clean().changed == 0
+
+
+def test_new_local_folder_holding_tasks_without_server_tasks_is_reported(tmp_path: Path) -> None:
+    with fake_world(tmp_path, "ietf", tasks=False) as (srv, w):
+        w.sync_clean()
+        folder = w.root / "chores"
+        folder.mkdir()
+        (folder / "displayname").write_text("Chores\n")
+        (folder / "dishes.ics").write_text(ics_task("dishes", "Dishes"))
+        calendars = set(srv.store.calendars)
+        report = w.sync()
+        assert any("chores" in e for e in report.errors), report.errors
+        assert set(srv.store.calendars) == calendars
+        assert (folder / "dishes.ics").exists()
+
+
+def test_a_removed_calendar_folder_is_downloaded_again_not_deleted_on_the_server(
+    tmp_path: Path,
+) -> None:
+    with fake_world(tmp_path, "ietf") as (srv, w):
+        cal = srv.store.default_calendar_id
+        for uid in ("a", "b"):
+            srv.store.add_event(cal, jscal_event(uid, uid))
+        w.sync_clean()
+        for path in w.folder(cal).iterdir():
+            path.unlink()
+        w.folder(cal).rmdir()
+        w.sync_clean()
+        assert w.local_summaries(cal) == {"a": "a", "b": "b"}
+        assert w.server_titles(cal) == {"a": "a", "b": "b"}
+        assert w.sync_clean().changed == 0

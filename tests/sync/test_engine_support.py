@@ -19,6 +19,7 @@ import pytest
 
 from jmapsyncd.jmap import JMAPClient
 from jmapsyncd.state import StateDB
+from jmapsyncd.state.rows import CollectionKind
 from jmapsyncd.sync.engine import SyncEngine, SyncReport
 from jmapsyncd.sync.plan import ConflictPolicy
 from jmapsyncd.vdir import Vdir, extract_uid, href_for_uid, safe_name
@@ -211,11 +212,17 @@ class World:
 
     # -- the local side ---------------------------------------------------------------------------
 
-    def folder(self, collection_id: str) -> Path:
+    def folder(self, collection_id: str, kind: CollectionKind = "calendar") -> Path:
+        """The folder the engine keeps the collection in (by default named after its id)."""
+        for row in self.db.collections():
+            if row.jmap_id == collection_id and row.kind == kind:
+                return self.root / row.folder
         return self.root / safe_name(collection_id)
 
-    def write(self, collection_id: str, name: str, text: str | bytes) -> Path:
-        path = self.folder(collection_id) / name
+    def write(
+        self, collection_id: str, name: str, text: str | bytes, kind: CollectionKind = "calendar"
+    ) -> Path:
+        path = self.folder(collection_id, kind) / name
         data = text.encode("utf-8") if isinstance(text, str) else text
         try:
             before: int | None = path.stat().st_mtime_ns
@@ -227,24 +234,29 @@ class World:
         _bump_mtime(path, before)
         return path
 
-    def write_uid(self, collection_id: str, uid: str, text: str) -> Path:
-        return self.write(collection_id, href_for_uid(uid), text)
+    def write_uid(
+        self, collection_id: str, uid: str, text: str, kind: CollectionKind = "calendar"
+    ) -> Path:
+        return self.write(collection_id, href_for_uid(uid), text, kind)
 
-    def files(self, collection_id: str) -> dict[str, str]:
-        folder = self.folder(collection_id)
+    def files(self, collection_id: str, kind: CollectionKind = "calendar") -> dict[str, str]:
+        folder = self.folder(collection_id, kind)
         return {
             p.name: p.read_text(encoding="utf-8")
             for p in sorted(folder.iterdir())
             if p.name.endswith(".ics") and not p.is_symlink()
         }
 
-    def local_uids(self, collection_id: str) -> list[str]:
-        return sorted(u for t in self.files(collection_id).values() if (u := extract_uid(t)))
+    def local_uids(self, collection_id: str, kind: CollectionKind = "calendar") -> list[str]:
+        texts = self.files(collection_id, kind).values()
+        return sorted(u for t in texts if (u := extract_uid(t)))
 
-    def local_summaries(self, collection_id: str) -> dict[str, str]:
+    def local_summaries(
+        self, collection_id: str, kind: CollectionKind = "calendar"
+    ) -> dict[str, str]:
         """UID -> SUMMARY of every file in the folder."""
         out: dict[str, str] = {}
-        for text in self.files(collection_id).values():
+        for text in self.files(collection_id, kind).values():
             uid = extract_uid(text)
             assert uid is not None
             assert uid not in out, f"two files hold {uid}"

@@ -370,12 +370,12 @@ class SyncEngine:
 
     def _sync_kind(self, kind: _Kind, report: SyncReport) -> None:
         account = self.account_id()
-        collections = self._sync_collections(kind, report)
+        collections, relisted = self._sync_collections(kind, report)
         by_jmap = {row.jmap_id: row for row in collections}
 
         token = self.db.get_token(account, kind.token_type)
         changes: ChangeSet | None = None
-        if token is not None:
+        if token is not None and not relisted:
             try:
                 changes = kind.changes(token)
             except CannotCalculateChanges:
@@ -490,16 +490,41 @@ class SyncEngine:
         try:
             return self.vdir.get_collection(row.folder)
         except StoreError:
-            return self.vdir.create_collection(row.jmap_id)
+            return self._recreate_folder(row)
 
-    def _sync_collections(self, kind: _Kind, report: SyncReport) -> list[CollectionRow]:
-        """Mirror the server's collections of this kind into folders; returns the live rows."""
+    def _new_folder(self, kind: _Kind, jmap_id: str) -> VdirCollection:
+        """The folder for a collection seen for the first time.
+
+        Named after the JMAP id; a calendar and a task list may share an id (Stalwart numbers
+        each type on its own), so the second to come gets the kind appended.
+        """
+        taken = {r.folder for r in self.db.collections()}
+        if self.vdir.collection_name(jmap_id) in taken:
+            return self.vdir.create_collection(_kind_folder_id(kind.collection_kind, jmap_id))
+        return self.vdir.create_collection(jmap_id)
+
+    def _recreate_folder(self, row: CollectionRow) -> VdirCollection:
+        """The folder of a known collection, made again under the name the row remembers."""
+        for candidate in (row.folder, row.jmap_id, _kind_folder_id(row.kind, row.jmap_id)):
+            if self.vdir.collection_name(candidate) == row.folder:
+                return self.vdir.create_collection(candidate)
+        return self.vdir.create_collection(_kind_folder_id(row.kind, row.jmap_id))
+
+    def _sync_collections(
+        self, kind: _Kind, report: SyncReport
+    ) -> tuple[list[CollectionRow], bool]:
+        """Mirror the server's collections of this kind into folders.
+
+        Returns the live rows, and whether a full listing is needed because a folder removed
+        locally was made again and must be filled anew.
+        """
         account = self.account_id()
         server = [c for c in kind.list_collections() if isinstance(c.get("id"), str)]
         known = {
             r.jmap_id: r for r in self.db.collections(account) if r.kind == kind.collection_kind
         }
         live: list[CollectionRow] = []
+        relisted = False
         for cal in server:
             jmap_id: str = cal["id"]
             if not self._wanted(cal):
@@ -517,10 +542,11 @@ class SyncEngine:
                     log.warning("folder %s is gone; downloading %s again", row.folder, name)
                     for item in self.db.items(row.id):
                         self.db.forget_item(item.id)
-                    coll = self.vdir.create_collection(jmap_id)
+                    coll = self._recreate_folder(row)
+                    relisted = True
                 name, color = self._merge_metadata(kind, row, coll, name, color, cal)
             else:
-                coll = self.vdir.create_collection(jmap_id)
+                coll = self._new_folder(kind, jmap_id)
                 report.collections_created += 1
             self._write_metadata(coll, name, color, report)
             live.append(
@@ -530,7 +556,7 @@ class SyncEngine:
             )
         for row in known.values():
             self._collection_gone(row, report)
-        return live
+        return live, relisted
 
     def _merge_metadata(
         self,
@@ -1026,6 +1052,11 @@ class SyncEngine:
             f", your version is kept as {copy_href}" if copy_href else "",
         )
         return copy_href
+
+
+def _kind_folder_id(kind: CollectionKind, jmap_id: str) -> str:
+    """What names the folder of a collection whose id is already some folder's name."""
+    return f"{jmap_id}-{kind}"
 
 
 #: Actions that carry a server change to the vdir.
