@@ -78,3 +78,20 @@ def test_vtodo_duration_becomes_due() -> None:
 def test_tasks_round_trip() -> None:
     tasks = list(_tasks().values())
     assert ical_to_jscal(jscal_to_ical(tasks)) == tasks
+
+
+def test_task_participant_progress() -> None:
+    # RFC 8984 §5.2.5: PARTSTAT IN-PROCESS/COMPLETED on a VTODO is the participant's progress
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:p\r\n"
+        "DTSTAMP:20240101T000000Z\r\nATTENDEE;PARTSTAT=COMPLETED:mailto:a@example.com\r\n"
+        "ATTENDEE;PARTSTAT=IN-PROCESS:mailto:b@example.com\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+    )
+    [task] = ical_to_jscal(text)
+    people = {p["email"]: p for p in task["participants"].values()}
+    assert people["a@example.com"]["progress"] == "completed"
+    assert people["a@example.com"]["participationStatus"] == "accepted"
+    assert people["b@example.com"]["progress"] == "in-process"
+    out = jscal_to_ical(task)
+    assert "ATTENDEE;PARTSTAT=COMPLETED:mailto:a@example.com\r\n" in out
+    assert ical_to_jscal(out) == [task]

@@ -106,3 +106,11 @@ def test_unmapped_enumerations_are_kept() -> None:
     out = jscal_to_ical(obj)
     assert "CLASS:X-SECRET-SQUIRREL\r\n" in out
     assert "STATUS:X-MAYBE\r\n" in out
+
+
+def test_summary_language_is_the_locale() -> None:
+    # RFC 8984 §4.2.8 locale ⇄ the LANGUAGE parameter of SUMMARY
+    obj = {"@type": "Event", "uid": "l", "title": "Réunion", "locale": "fr-CA"}
+    text = jscal_to_ical(obj)
+    assert "SUMMARY;LANGUAGE=fr-CA:Réunion\r\n" in text
+    assert ical_to_jscal(text) == [obj]

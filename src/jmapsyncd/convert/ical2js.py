@@ -488,7 +488,10 @@ class _Conv:
         summary = comp.get("SUMMARY")
         if summary is not None:
             obj["title"] = unescape_text(summary.value)
-            keep(summary, "title", set())
+            lang = summary.param("LANGUAGE")
+            if lang:
+                obj["locale"] = lang  # RFC 8984 §4.2.8 locale: the language of the texts
+            keep(summary, "title", {"LANGUAGE"} if lang else set())
         desc = comp.get("DESCRIPTION")
         html = None
         for p in comp.props:
@@ -559,7 +562,12 @@ class _Conv:
                 else:
                     roles["attendee"] = True
                 ps = (p.param("PARTSTAT") or "NEEDS-ACTION").upper()
-                part["participationStatus"] = T.PARTSTAT.get(ps, ps.lower())
+                if comp.name == "VTODO" and ps in ("IN-PROCESS", "COMPLETED"):
+                    # RFC 8984 §5.2.5: a task participant's progress; they accepted the task
+                    part["progress"] = ps.lower()
+                    part["participationStatus"] = "accepted"
+                else:
+                    part["participationStatus"] = T.PARTSTAT.get(ps, ps.lower())
                 if (p.param("RSVP") or "").upper() == "TRUE":
                     part["expectReply"] = True
                 for key, param in (

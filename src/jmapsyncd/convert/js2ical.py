@@ -54,7 +54,7 @@ _MAPPED = frozenset({
     "participants", "replyTo", "locations", "virtualLocations", "links", "keywords", "color",
     "privacy", "freeBusyStatus", "status", "priority", "sequence", "created", "updated",
     "relatedTo", "method", "alerts", "due", "estimatedDuration", "percentComplete", "progress",
-    "progressUpdated", VENDOR,
+    "progressUpdated", "locale", VENDOR,
 })  # fmt: skip
 
 
@@ -66,7 +66,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "virtualLocations": _D, "links": _D, "keywords": _D, "color": _S, "privacy": _S,
     "freeBusyStatus": _S, "status": _S, "priority": int, "sequence": int, "created": _S,
     "updated": _S, "relatedTo": _D, "method": _S, "alerts": _D, "due": _S, "estimatedDuration": _S,
-    "percentComplete": int, "progress": _S, "progressUpdated": _S, VENDOR: _D,
+    "percentComplete": int, "progress": _S, "progressUpdated": _S, "locale": _S, VENDOR: _D,
 }  # fmt: skip
 """The JSON type each mapped property must have; anything else is kept as JSON instead."""
 
@@ -450,7 +450,13 @@ class _ObjWriter:
         # text
         title = obj.get("title")
         if isinstance(title, str) and title:
-            w.text("SUMMARY", title, _conv_params(obj, "title"))
+            locale = obj.get("locale")
+            sparams = _conv_params(obj, "title")
+            if isinstance(locale, str) and locale:
+                sparams = {"LANGUAGE": locale, **sparams}
+            w.text("SUMMARY", title, sparams)
+        elif isinstance(obj.get("locale"), str):
+            _json_prop(w, "locale", obj["locale"])
         desc = obj.get("description")
         if isinstance(desc, str) and desc:
             ctype = str(obj.get("descriptionContentType") or "text/plain").lower()
@@ -593,6 +599,7 @@ class _ObjWriter:
 
     def people(self, obj: dict[str, Any], where: str) -> None:
         w = self.w
+        kind_is_task = obj.get("@type") in ("Task", "jstask")
         parts = obj.get("participants")
         parts = parts if isinstance(parts, dict) else {}
         addr_of: dict[str, str] = {}
@@ -671,7 +678,12 @@ class _ObjWriter:
             elif "informational" in roles and "attendee" not in roles:
                 params["ROLE"] = "NON-PARTICIPANT"
             ps = part.get("participationStatus")
-            if isinstance(ps, str) and ps:
+            progress = part.get("progress")
+            consumed = {"roles"}
+            if kind_is_task and progress in ("in-process", "completed") and ps == "accepted":
+                params["PARTSTAT"] = str(progress).upper()
+                consumed.add("progress")
+            elif isinstance(ps, str) and ps:
                 params["PARTSTAT"] = T.PARTSTAT_REV.get(ps, ps.upper())
             if part.get("expectReply"):
                 params["RSVP"] = "TRUE"
@@ -687,7 +699,7 @@ class _ObjWriter:
                         params[param] = vals
             w.raw("ATTENDEE", addr, _merge(params, _conv_params(obj, f"participants/{pid}")))
             for k, v in part.items():
-                if k not in _PART_MAPPED and k != "roles":
+                if k not in _PART_MAPPED and k not in consumed:
                     _json_prop(w, f"participants/{pid}/{k}", v)
             extra_roles = roles - {"owner", "attendee", "chair", "optional", "informational"}
             if extra_roles:
