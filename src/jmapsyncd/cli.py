@@ -141,22 +141,73 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from jmapsyncd.daemon.runner import Daemon
+    from functools import partial
+
+    from jmapsyncd.daemon.push import listener_for
+    from jmapsyncd.daemon.runner import Daemon, status_path
 
     with single_instance(settings.state_db):
         daemon = Daemon(
             lambda: _engine(settings),
             settings.vdir,
             pull_interval=settings.pull_interval,
+            make_push=partial(listener_for, settings) if settings.push == "auto" else None,
+            status_file=status_path(settings.state_db),
         )
         return daemon.run()
+
+
+def _push_data(settings: Settings) -> dict[str, Any]:
+    """The daemon's push status from its status file, or that no daemon is running."""
+    from jmapsyncd.daemon.runner import status_path
+
+    try:
+        data = json.loads(status_path(settings.state_db).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"running": False, "mode": None}
+    push = data.get("push") if isinstance(data, dict) else None
+    if not isinstance(push, dict):
+        return {"running": False, "mode": None}
+    running = bool(data.get("running")) and _alive(data.get("pid"))
+    return {**push, "running": running, "pull_interval": data.get("pull_interval")}
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _push_line(push: dict[str, Any]) -> str:
+    if not push.get("running"):
+        return "daemon: not running"
+    interval = push.get("pull_interval")
+    every = f"{interval:g}s" if isinstance(interval, int | float) else "?"
+    last = push.get("last_event") or "none yet"
+    if push.get("mode") == "push":
+        return f"push: active via EventSource (last push event {last}; safety pull every {every})"
+    if push.get("mode") == "off":
+        return f"push: off in the configuration; polling every {every}"
+    why = f" ({push['detail']})" if push.get("detail") else ""
+    return f"push: not active{why}; polling every {every}"
 
 
 def _status_data(settings: Settings) -> dict[str, Any]:
     from jmapsyncd.state import StateDB
 
     if not settings.state_db.exists():
-        return {"state_db": str(settings.state_db), "collections": [], "synced": False}
+        return {
+            "state_db": str(settings.state_db),
+            "collections": [],
+            "synced": False,
+            "push": _push_data(settings),
+        }
     with StateDB(settings.state_db) as db:
         runs: dict[int, dict[str, str]] = {}
         for run in db.runs():
@@ -187,7 +238,12 @@ def _status_data(settings: Settings) -> dict[str, Any]:
                     ],
                 }
             )
-    return {"state_db": str(settings.state_db), "collections": collections, "synced": True}
+    return {
+        "state_db": str(settings.state_db),
+        "collections": collections,
+        "synced": True,
+        "push": _push_data(settings),
+    }
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
@@ -197,6 +253,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return EXIT_OK
+    print(_push_line(data["push"]))
     if not data["collections"]:
         print(f"nothing synced yet (state database {data['state_db']})")
         return EXIT_OK

@@ -198,8 +198,12 @@ class Settings(BaseSettings):
     push: Literal["auto", "off"] = Field(
         default="auto",
         description=(
-            "`auto`: watch the vdir and push local edits as they happen. `off`: no file "
-            "watcher; local edits are pushed at each periodic sync."
+            "Server push (RFC 8620 EventSource). `auto` (default): when the server offers an "
+            "`eventSourceUrl`, `jmapsyncd run` listens to it and syncs within seconds of a change "
+            "on the server; the scheduled pull then runs only every "
+            "max(`pull_interval`, 30 minutes) as a safety net, and polling at `pull_interval` "
+            "resumes while the server has no push or its stream keeps failing. `off`: poll every "
+            "`pull_interval` only. Local edits are always picked up by watching the vdir."
         ),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
