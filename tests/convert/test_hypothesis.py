@@ -21,7 +21,8 @@ from tests.convert.corpus import differences
 
 ZONES = [None, "Etc/UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney"]
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r"),
+    # icalendar's own writer drops U+FEFF, so the reference would differ from its own text
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\ufeff"),
     min_size=1,
     max_size=30,
 )

@@ -449,7 +449,7 @@ class _ObjWriter:
             self.recurrence(obj, t, where)
         # text
         title = obj.get("title")
-        if isinstance(title, str) and title:
+        if isinstance(title, str):  # an empty SUMMARY is kept: some readers show it
             locale = obj.get("locale")
             sparams = _conv_params(obj, "title")
             if isinstance(locale, str) and locale:
