@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from jmapsyncd.convert._parse import Comp
+
 # RFC 5545 §3.1 and §3.3.11 allow no control characters but HTAB in values: others are dropped
 _CONTROLS = {c: None for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09, 0x0A)}
 _TEXT_ESCAPES = str.maketrans(
@@ -117,3 +119,19 @@ class Writer:
 
     def getvalue(self) -> str:
         return "".join(self.parts)
+
+
+def comp_text(c: Comp) -> str:
+    """A parsed component back to text (used to hand custom VTIMEZONEs to icalendar)."""
+    w = Writer()
+
+    def rec(x: Comp) -> None:
+        w.begin(x.name)
+        for p in x.props:
+            w.raw(p.name, p.value, p.params)
+        for s in x.subs:
+            rec(s)
+        w.end(x.name)
+
+    rec(c)
+    return w.getvalue()

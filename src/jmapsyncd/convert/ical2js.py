@@ -34,6 +34,7 @@ from jmapsyncd.convert._time import (
     to_zone,
     utc_str,
 )
+from jmapsyncd.convert._write import comp_text
 from jmapsyncd.errors import ConversionError
 
 VENDOR = "jmapsyncd.org:ical"
@@ -120,8 +121,6 @@ class _Zones:
         return res
 
     def _custom(self, tzid: str, comp: Comp, where: str) -> tzinfo:
-        from jmapsyncd.convert.js2ical import comp_text
-
         tz = custom_tzinfo(tzid, comp_text(comp), where)
         self.custom["/" + tzid] = _timezone_object(tzid, comp)
         return tz
@@ -320,7 +319,7 @@ class _Conv:
         self.people(comp, obj, keep_params)
 
         # places, links
-        self.places(comp, obj, keep_params, where)
+        self.places(comp, obj, keep_params)
 
         # alerts and sub-components
         alerts: dict[str, Any] = {}
@@ -631,7 +630,7 @@ class _Conv:
         if parts:
             obj["participants"] = parts
 
-    def places(self, comp: Comp, obj: dict[str, Any], keep: Any, where: str) -> None:
+    def places(self, comp: Comp, obj: dict[str, Any], keep: Any) -> None:
         locs: dict[str, Any] = obj.get("locations", {})
         for i, p in enumerate(comp.all("LOCATION"), 1):
             lid = p.param("X-JMAP-ID") or str(i)
@@ -691,7 +690,6 @@ class _Conv:
             )
         if links:
             obj["links"] = links
-        del where
 
     def alert(self, comp: Comp, index: int, where: str) -> tuple[str, dict[str, Any]]:
         """VALARM → Alert (RFC 8984 §4.5.2); unusual alarms keep their data, never crash."""

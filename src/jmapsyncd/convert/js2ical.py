@@ -18,7 +18,6 @@ from datetime import timedelta, tzinfo
 from typing import Any
 
 from jmapsyncd.convert import _tables as T
-from jmapsyncd.convert._parse import Comp
 from jmapsyncd.convert._patch import apply
 from jmapsyncd.convert._rrule import format_rrule
 from jmapsyncd.convert._time import (
@@ -69,22 +68,6 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "percentComplete": int, "progress": _S, "progressUpdated": _S, "locale": _S, VENDOR: _D,
 }  # fmt: skip
 """The JSON type each mapped property must have; anything else is kept as JSON instead."""
-
-
-def comp_text(c: Comp) -> str:
-    """A parsed component back to text (used to hand custom VTIMEZONEs to icalendar)."""
-    w = Writer()
-
-    def rec(x: Comp) -> None:
-        w.begin(x.name)
-        for p in x.props:
-            w.raw(p.name, p.value, p.params)
-        for s in x.subs:
-            rec(s)
-        w.end(x.name)
-
-    rec(c)
-    return w.getvalue()
 
 
 def _clean(obj: dict[str, Any]) -> dict[str, Any]:
@@ -470,7 +453,7 @@ class _ObjWriter:
             else:
                 w.text("DESCRIPTION", desc, extra)
         self.scalars(kind, obj)
-        self.people(obj, where)
+        self.people(obj)
         self.places(obj)
         self.relations(obj)
         # unknown JSCalendar properties, and mapped ones of the wrong JSON type, survive as JSON
@@ -488,7 +471,7 @@ class _ObjWriter:
         if isinstance(alerts, dict):
             for i, (aid, alert) in enumerate(alerts.items(), 1):
                 if isinstance(alert, dict):
-                    self.alert(str(aid), i, _clean(alert), obj, where)
+                    self.alert(str(aid), i, _clean(alert), obj)
         for c in vendor.get("components") or []:
             _write_jcal_comp(w, c)
         w.end(kind)
@@ -597,7 +580,7 @@ class _ObjWriter:
         if isinstance(seq, int):
             w.raw("SEQUENCE", str(seq))
 
-    def people(self, obj: dict[str, Any], where: str) -> None:
+    def people(self, obj: dict[str, Any]) -> None:
         w = self.w
         kind_is_task = obj.get("@type") in ("Task", "jstask")
         parts = obj.get("participants")
@@ -706,7 +689,6 @@ class _ObjWriter:
                 _json_prop(w, f"participants/{pid}/roles", raw_part.get("roles"))
         if not has_owner and isinstance(reply_addr, str):
             w.raw("ORGANIZER", reply_addr, _conv_params(obj, "replyTo"))
-        del where
 
     def places(self, obj: dict[str, Any]) -> None:
         w = self.w
@@ -844,9 +826,7 @@ class _ObjWriter:
                 params = {} if reltype == "PARENT" else {"RELTYPE": reltype}
                 self.w.text("RELATED-TO", str(ruid), params)
 
-    def alert(
-        self, aid: str, index: int, alert: dict[str, Any], obj: dict[str, Any], where: str
-    ) -> None:
+    def alert(self, aid: str, index: int, alert: dict[str, Any], obj: dict[str, Any]) -> None:
         w = self.w
         w.begin("VALARM")
         vendor = alert.get(VENDOR) if isinstance(alert.get(VENDOR), dict) else {}
@@ -892,7 +872,6 @@ class _ObjWriter:
         for c in vendor.get("components") or []:
             _write_jcal_comp(w, c)
         w.end("VALARM")
-        del where
 
 
 def _geo(coords: str) -> str:
