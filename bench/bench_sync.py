@@ -227,9 +227,9 @@ def counted(proxy: Proxy, sample: Sample) -> Sample:
     return sample
 
 
-def run_jmapsyncd(ws: Workspace, proxy: Proxy, args: list[str] | None = None) -> Sample:
+def run_jmapsyncd(ws: Workspace, proxy: Proxy, prefix: list[str] | None = None) -> Sample:
     proxy.reset()
-    fin = run_measured([str(ws.jmapsyncd), "--config", str(ws.jcfg), *(args or ["sync"])])
+    fin = run_measured([*(prefix or []), str(ws.jmapsyncd), "--config", str(ws.jcfg), "sync"])
     if fin.returncode != 0:
         raise RuntimeError(f"jmapsyncd sync failed ({fin.returncode}): {fin.stderr[-2000:]}")
     last = (fin.stdout.strip().splitlines() or [""])[-1]
@@ -284,10 +284,12 @@ def interleaved(repeat: int, columns: dict[str, Callable[[int], Sample]]) -> dic
 # -- scenarios -----------------------------------------------------------------------------------
 
 
-def initial_sync(ws: Workspace, proxy: Proxy, repeat: int) -> dict[str, Result]:
-    def jm(_rep: int) -> Sample:
+def initial_sync(
+    ws: Workspace, proxy: Proxy, repeat: int, eatmydata: str | None
+) -> dict[str, Result]:
+    def jm(_rep: int, prefix: list[str] | None = None) -> Sample:
         ws.clear(ws.jdir)
-        s = run_jmapsyncd(ws, proxy)
+        s = run_jmapsyncd(ws, proxy, prefix)
         if ws.vdir_files(ws.jdir) != ws.acc.n:
             raise RuntimeError(f"jmapsyncd wrote {ws.vdir_files(ws.jdir)} files, not {ws.acc.n}")
         return s
@@ -302,7 +304,11 @@ def initial_sync(ws: Workspace, proxy: Proxy, repeat: int) -> dict[str, Result]:
     def fl(_rep: int) -> Sample:
         return run_floor(ws, proxy, "initial")
 
-    return interleaved(repeat, {"jmapsyncd": jm, "vdirsyncer": vd, "floor": fl})
+    columns: dict[str, Callable[[int], Sample]] = {"jmapsyncd": jm, "vdirsyncer": vd, "floor": fl}
+    if eatmydata:
+        # Diagnosis only: the same sync with fsync() turned into a no-op by libeatmydata.
+        columns["jmapsyncd_nofsync"] = lambda rep: jm(rep, [eatmydata])
+    return interleaved(repeat, columns)
 
 
 def changed_sync(
@@ -494,7 +500,8 @@ def bench_n(n: int, args: argparse.Namespace, proxy: Proxy, work: Path) -> dict[
     ws.write_configs()
     rep = args.repeat
     result: dict[str, Any] = {"n": n, "user": user, "seed_seconds": seeded}
-    result["initial"] = initial_sync(ws, proxy, rep)
+    eatmydata = shutil.which("eatmydata") if args.probe_fsync else None
+    result["initial"] = initial_sync(ws, proxy, rep, eatmydata)
     log(f"N={n}: initial {summary(result['initial'])}")
     result["noop"] = changed_sync(ws, proxy, jmap, rep, 0)
     log(f"N={n}: no-op {summary(result['noop'])}")
@@ -554,6 +561,40 @@ def machine_notes(bench_python: str) -> dict[str, Any]:
     }
 
 
+def use_source(rev: str, work: Path) -> str:
+    """Make every jmapsyncd process of this run import ``src/`` as of ``rev``; describe it."""
+    git = ["git", "-C", str(ROOT)]
+    if rev == "worktree":
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
+        ).stdout.split("\n")
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        changed = sum(1 for line in dirty if line.strip())
+        return f"work tree at {head} ({changed} file(s) in src/ changed since)"
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dest = work / f"src-{commit}"
+    if not dest.exists():
+        dest.mkdir(parents=True)
+        archive = subprocess.run(
+            [*git, "archive", commit, "src"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    os.environ["PYTHONPATH"] = str(dest / "src")
+    where = subprocess.run(
+        [sys.executable, "-c", "import jmapsyncd; print(jmapsyncd.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not where.startswith(str(dest)):
+        raise SystemExit(f"bench: jmapsyncd still imports from {where}")
+    return f"commit {commit}"
+
+
 def fmt_bytes(n: int) -> str:
     if n >= 1 << 20:
         return f"{n / (1 << 20):.1f} MiB"
@@ -573,7 +614,8 @@ def markdown(results: list[dict[str, Any]], notes: dict[str, Any], repeat: int) 
         f"Run {notes['date']} on {notes['cpu']} ({notes['cores']} cores, {notes['memory']}), "
         f"Python {notes['python']}; jmapsyncd {notes['jmapsyncd']}, vdirsyncer "
         f"{notes['vdirsyncer']}, calendaring-jmap {notes['calendaring-jmap']}. Median of "
-        f"{repeat} runs each, columns interleaved; 1-minute load average shown per scenario."
+        f"{repeat} runs each, columns interleaved; 1-minute load average shown per scenario. "
+        f"jmapsyncd measured: {notes['measured']}."
     )
     add("")
     names = {
@@ -605,6 +647,17 @@ def markdown(results: list[dict[str, Any]], notes: dict[str, Any], repeat: int) 
     add("")
     add("Cells: wall time, HTTP requests (of which JMAP POSTs), bytes received, peak RSS.")
     add("")
+    if any("jmapsyncd_nofsync" in r["initial"] for r in results):
+        add(
+            "| N | initial sync, jmapsyncd | the same under eatmydata (no fsync) | share of fsync |"
+        )
+        add("|---:|---:|---:|---:|")
+        for res in results:
+            ini = res["initial"]
+            if "jmapsyncd_nofsync" in ini:
+                a, b = ini["jmapsyncd"].seconds, ini["jmapsyncd_nofsync"].seconds
+                add(f"| {res['n']:,} | {a:.2f} s | {b:.2f} s | {100 * (a - b) / a:.0f} % |")
+        add("")
     if any("push" in r for r in results):
         add("| N | local edit → visible on the server (daemon) | runs (s) | requests per edit |")
         add("|---:|---:|---|---:|")
@@ -698,11 +751,25 @@ def main() -> None:
     parser.add_argument("--markdown", default=None, help="write the tables here")
     parser.add_argument("--plot", default=None, help="draw initial-sync time against N (PNG)")
     parser.add_argument("--skip-daemon", action="store_true")
+    parser.add_argument(
+        "--probe-fsync",
+        action="store_true",
+        help="also time the initial sync under eatmydata (fsync made a no-op), for diagnosis",
+    )
+    parser.add_argument(
+        "--src",
+        default="HEAD",
+        help="git revision of src/ to measure (exported, put first on PYTHONPATH), "
+        "or 'worktree' for the files as they are",
+    )
     args = parser.parse_args()
     ns = sorted(args.n or [1000, 10000])
     work = Path(args.workdir or tempfile.mkdtemp(prefix="jmapsyncd-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    measured = use_source(args.src, work)
     host_port = args.server.split("//", 1)[1].split("/", 1)[0]
     notes = machine_notes(args.bench_python)
+    notes["measured"] = measured
     notes["load_start"] = os.getloadavg()
     proxy = Proxy(host_port)
     t0 = time.perf_counter()
