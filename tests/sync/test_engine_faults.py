@@ -657,10 +657,6 @@ def test_a_server_event_that_cannot_be_written_is_reported_on_every_pass(
     assert w.local_summaries(cal) == {"broken": "Broken", "fine": "Fine"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jscal_to_ical writes control characters of a server's text raw (RFC 5545 §3.1)",
-)
 def test_control_characters_in_a_server_title_do_not_reach_the_file(
     fake: tuple[FakeJMAPServer, World],
 ) -> None:
