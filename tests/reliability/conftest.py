@@ -24,11 +24,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
+from jmapsyncd.config import load_config
 from jmapsyncd.jmap import JMAPClient
+from jmapsyncd.sync.engine import SyncReport
 from tests.conftest import ServerAccount
 from tests.fakeserver import FakeJMAPServer
 
@@ -144,6 +146,18 @@ class Box:
             env=self.env(),
             check=False,
         )
+
+    def sync_here(self) -> SyncReport:
+        """One pass in this process (quicker than the command; for setting a scene up)."""
+        from jmapsyncd.cli import _engine
+
+        engine = _engine(load_config(self.config, self.env()))
+        try:
+            report: SyncReport = engine.sync()
+        finally:
+            engine.close()
+        assert report.errors == [], report.errors
+        return report
 
     def sync_ok(self) -> subprocess.CompletedProcess[str]:
         result = self.run("sync")
@@ -262,7 +276,8 @@ class ProxyFault:
     ``kind``: ``status`` (``status`` with optional ``retry_after`` and ``body``), ``reset``
     (connection reset after the request was read), ``truncate`` (the upstream answer cut after
     its headers and half its body), ``body`` (200 with ``body``), ``stall`` (no answer until the
-    client gives up or the proxy closes). ``path`` limits it to request paths starting with it.
+    client gives up or the proxy closes). ``path`` and ``method`` limit it to some requests,
+    ``after`` lets that many of them through first.
     """
 
     kind: str
@@ -271,6 +286,13 @@ class ProxyFault:
     body: bytes = b'{"type":"about:blank","status":500}'
     times: int = 1
     path: str | None = None
+    method: str | None = None  # only requests with this HTTP method, e.g. "POST"
+    after: int = 0  # let this many matching requests through first
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.path is None or path.startswith(self.path)) and (
+            self.method is None or method == self.method
+        )
 
 
 class FaultProxy:
@@ -370,14 +392,15 @@ class FaultProxy:
                 self._threads.append(thread)
             thread.start()
 
-    def _take(self, path: str) -> ProxyFault | None:
+    def _take(self, method: str, path: str) -> ProxyFault | None:
         with self._lock:
-            if self.always is not None and (
-                self.always.path is None or path.startswith(self.always.path)
-            ):
+            if self.always is not None and self.always.matches(method, path):
                 return self.always
             for fault in self.faults:
-                if fault.path is None or path.startswith(fault.path):
+                if fault.matches(method, path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
@@ -392,7 +415,7 @@ class FaultProxy:
             head, body, method, path = request
             with self._lock:
                 self.requests.append((time.monotonic(), method, path))
-            fault = self._take(path)
+            fault = self._take(method, path)
             if fault is None:
                 self._forward(conn, head, body, truncate=False)
             elif fault.kind == "reset":
@@ -422,13 +445,19 @@ class FaultProxy:
         kept = [ln for ln in lines[1:] if ln and not ln.lower().startswith(b"connection:")]
         request = b"\r\n".join([lines[0], *kept, b"Connection: close", b"", b""]) + body
         with socket.create_connection(self.upstream, timeout=60) as up:
-            up.sendall(request)
-            answer = bytearray()
-            while True:
-                chunk = up.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
+            with self._lock:
+                self._open.add(up)
+            try:
+                up.sendall(request)
+                answer = bytearray()
+                while not self._closing.is_set():
+                    chunk = up.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+            finally:
+                with self._lock:
+                    self._open.discard(up)
         resp_head, _sep, resp_body = bytes(answer).partition(b"\r\n\r\n")
         resp_lines = [
             ln for ln in resp_head.split(b"\r\n") if not ln.lower().startswith(b"connection:")
@@ -460,7 +489,7 @@ def _read_request(conn: socket.socket) -> tuple[bytes, bytes, str, str] | None:
         if not chunk:
             break
         body += chunk
-    method, path = (head.split(b"\r\n", 1)[0].decode("latin-1").split(" ") + ["", ""])[:2]
+    method, path, *_rest = [*head.split(b"\r\n", 1)[0].decode("latin-1").split(" "), "", ""]
     return head, bytes(body), method, path
 
 
@@ -490,18 +519,12 @@ def upstream_of(url: str) -> tuple[str, int]:
 def cyrus_proxy(cyrus310_account: ServerAccount) -> Iterator[tuple[FaultProxy, ServerAccount]]:
     """A fault proxy in front of a fresh Cyrus 3.10 account; the account's URL goes through it."""
     with FaultProxy(upstream_of(cyrus310_account.url)) as proxy:
-        yield proxy, ServerAccount(
-            url=proxy.url_for(cyrus310_account.url),
-            username=cyrus310_account.username,
-            password=cyrus310_account.password,
-            dialect=cyrus310_account.dialect,
+        yield (
+            proxy,
+            ServerAccount(
+                url=proxy.url_for(cyrus310_account.url),
+                username=cyrus310_account.username,
+                password=cyrus310_account.password,
+                dialect=cyrus310_account.dialect,
+            ),
         )
-
-
-def read_log(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-
-
-def close_quietly(stream: IO[Any] | None) -> None:
-    if stream is not None:
-        stream.close()
