@@ -207,7 +207,7 @@ def test_without_an_event_stream_the_daemon_polls_and_says_so(
             assert push["mode"] == "polling"
             assert main(["--config", str(tmp_path / "config.toml"), "status"]) == 0
             assert "push: not active" in capsys.readouterr().out
-    assert "server push unavailable" in caplog.text
+    assert "server offers no push" in caplog.text
     assert "polling every 3600s" in caplog.text
 
 

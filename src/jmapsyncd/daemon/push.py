@@ -561,11 +561,11 @@ class PushListener:
         status = int(resp.status_code or 0)
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         if status in (401, 403):
-            return _Attempt(_Outcome.AUTH, f"HTTP {status}")
+            return _Attempt(_Outcome.AUTH, f"credentials refused (HTTP {status})")
         if status in (204, 404, 405, 501):
-            return _Attempt(_Outcome.UNAVAILABLE, f"the server offers no push (HTTP {status})")
+            return _Attempt(_Outcome.UNAVAILABLE, f"HTTP {status} from its eventSourceUrl")
         if status == 400:
-            return _Attempt(_Outcome.BAD_TYPES, "the server refused the push request (HTTP 400)")
+            return _Attempt(_Outcome.BAD_TYPES, "HTTP 400 from its eventSourceUrl")
         if status != 200:
             return _Attempt(_Outcome.FAILED, f"HTTP {status}", retry_after=retry_after)
         content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()

@@ -322,7 +322,10 @@ class Daemon:
                     previous is None or previous.state is not PushState.UNAVAILABLE
                 ):
                     log.warning(
-                        "server push unavailable (%s); polling every %ss",
+                        "%s (%s); polling every %ss",
+                        "push is off"
+                        if "credentials" in status.detail
+                        else "server offers no push",
                         status.detail,
                         self.pull_interval,
                     )
