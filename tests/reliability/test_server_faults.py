@@ -49,6 +49,7 @@ SERVERS = [
     pytest.param("fake", id="fake"),
     pytest.param("cyrus", marks=pytest.mark.integration, id="cyrus-3.10"),
 ]
+FAKE = [pytest.param("fake", id="fake")]  # cases whose Cyrus twin adds time and nothing else
 
 
 @dataclass
@@ -339,13 +340,22 @@ def _bound(window: float, backoff: Backoff, per_attempt: int = 3) -> int:
     return (attempts + 1) * per_attempt
 
 
-@pytest.mark.parametrize("rig", SERVERS, indirect=True)
-@pytest.mark.parametrize("fault", ["503", "reset", "down"])
+@pytest.mark.parametrize(
+    ("rig", "fault"),
+    [
+        pytest.param("fake", "503", id="fake-503"),
+        pytest.param("fake", "reset", id="fake-reset"),
+        pytest.param("fake", "down", id="fake-down"),
+        pytest.param("cyrus", "503", id="cyrus-3.10-503", marks=pytest.mark.integration),
+        pytest.param("cyrus", "down", id="cyrus-3.10-down", marks=pytest.mark.integration),
+    ],
+    indirect=["rig"],
+)
 def test_daemon_backs_off_keeps_edits_and_recovers(rig: Rig, fault: str) -> None:
     rig.seed()
     with running_daemon(rig.box, SHORT) as (daemon, _result):
         assert daemon.wait_ready(60)
-        window = 4.0
+        window = 3.0
         start = time.monotonic()
         if fault == "503":
             rig.proxy.always = ProxyFault("status", 503)
@@ -365,7 +375,7 @@ def test_daemon_backs_off_keeps_edits_and_recovers(rig: Rig, fault: str) -> None
     rig.check_converged()
 
 
-@pytest.mark.parametrize("rig", SERVERS, indirect=True)
+@pytest.mark.parametrize("rig", FAKE, indirect=True)
 def test_daemon_honours_retry_after(rig: Rig) -> None:
     rig.seed()
     with running_daemon(rig.box, SHORT) as (daemon, _result):
@@ -373,7 +383,7 @@ def test_daemon_honours_retry_after(rig: Rig) -> None:
         start = time.monotonic()
         rig.proxy.always = ProxyFault("status", 503, retry_after="1.5")
         rig.queue_work()
-        window = 4.5
+        window = 3.5
         time.sleep(window)
         sent = rig.proxy.count(since=start)
         rig.proxy.always = None
@@ -383,7 +393,7 @@ def test_daemon_honours_retry_after(rig: Rig) -> None:
     rig.check_converged()
 
 
-@pytest.mark.parametrize("rig", SERVERS, indirect=True)
+@pytest.mark.parametrize("rig", FAKE, indirect=True)
 @pytest.mark.parametrize("code", [401, 403])
 def test_daemon_stops_on_refused_credentials(
     rig: Rig, code: int, caplog: pytest.LogCaptureFixture
@@ -422,7 +432,7 @@ def test_run_process_recovers_after_503_window(rig: Rig) -> None:
     rig.check_converged()
 
 
-@pytest.mark.parametrize("rig", SERVERS, indirect=True)
+@pytest.mark.parametrize("rig", FAKE, indirect=True)
 @pytest.mark.parametrize("code", [401, 403])
 def test_run_process_exit_3_on_refused_credentials(rig: Rig, code: int) -> None:
     rig.seed()
