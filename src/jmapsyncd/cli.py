@@ -269,7 +269,11 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _health(settings: Settings, data: dict[str, Any]) -> int:
-    """Healthy when some collection was synced within three pull intervals (or 15 minutes)."""
+    """Healthy when some collection was synced within three pull intervals (or 15 minutes).
+
+    While server push works the daemon pulls on a timer only as a safety net; its status file
+    gives that longer interval.
+    """
     stamps = [c["last_pull"] for c in data["collections"] if c["last_pull"]]
     if not stamps:
         print("unhealthy: no successful sync recorded yet")
@@ -278,7 +282,11 @@ def _health(settings: Settings, data: dict[str, Any]) -> int:
     if newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
     age = (datetime.now(UTC) - newest).total_seconds()
-    if age > max(3 * settings.pull_interval, 900):
+    interval = float(settings.pull_interval)
+    push = data.get("push") or {}
+    if push.get("running") and isinstance(push.get("pull_interval"), int | float):
+        interval = max(interval, float(push["pull_interval"]))
+    if age > max(3 * interval, 900):
         print(f"unhealthy: last successful sync {age:.0f}s ago")
         return EXIT_FAILURE
     print(f"healthy: last successful sync {age:.0f}s ago")

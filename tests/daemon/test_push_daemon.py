@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -23,8 +25,9 @@ import pytest
 from jmapsyncd.cli import _engine, main
 from jmapsyncd.config import Settings, load_config
 from jmapsyncd.daemon.push import PushState, listener_for
-from jmapsyncd.daemon.runner import Daemon, status_path
+from jmapsyncd.daemon.runner import Daemon, status_path, write_json_atomically
 from jmapsyncd.jmap import JMAPClient
+from jmapsyncd.state import StateDB
 from tests.fakeserver.server import FakeJMAPServer, Fault
 
 log = logging.getLogger(__name__)
@@ -224,3 +227,30 @@ def test_push_off_polls_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
         eventsource = [r for r in server.requests if "eventsource" in r.path]
         assert eventsource == []
     assert "push is off; polling every 3600s" in caplog.text
+
+
+def test_health_allows_the_longer_safety_pull_while_push_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'url = "http://127.0.0.1:9/jmap"\n'
+        f'vdir = "{tmp_path / "vdir"}"\n'
+        f'state_db = "{tmp_path / "state.sqlite"}"\n'
+        "pull_interval = 300\n"
+    )
+    with StateDB(tmp_path / "state.sqlite") as db:
+        row = db.upsert_collection("acc", "cal1", "calendar", "cal1")
+        db.record_run(row.id, "pull", now=datetime.now(UTC) - timedelta(minutes=40))
+    args = ["--config", str(config), "status", "--health"]
+    assert main(args) == 1  # 40 minutes is more than three 5-minute polls
+    assert "unhealthy" in capsys.readouterr().out
+    status = {
+        "pid": os.getpid(),
+        "running": True,
+        "pull_interval": 1800,
+        "push": {"mode": "push", "state": "active", "last_event": None},
+    }
+    write_json_atomically(status_path(tmp_path / "state.sqlite"), status)
+    assert main(args) == 0  # push is active: the timer pulls every 30 minutes
+    assert "healthy" in capsys.readouterr().out
