@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jmapsyncd.cli import _engine, main
 from jmapsyncd.config import Settings, load_config
-from jmapsyncd.daemon.push import PushState, listener_for
+from jmapsyncd.daemon.push import PushState, PushStatus, listener_for
 from jmapsyncd.daemon.runner import Daemon, status_path, write_json_atomically
 from jmapsyncd.jmap import JMAPClient
 from jmapsyncd.state import StateDB
@@ -254,3 +255,35 @@ def test_health_allows_the_longer_safety_pull_while_push_works(
     write_json_atomically(status_path(tmp_path / "state.sqlite"), status)
     assert main(args) == 0  # push is active: the timer pulls every 30 minutes
     assert "healthy" in capsys.readouterr().out
+
+
+def test_the_pull_timer_slows_down_while_push_works_and_speeds_up_when_it_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="jmapsyncd")
+
+    def no_engine() -> Any:
+        raise AssertionError("no pass runs in this test")
+
+    daemon = Daemon(
+        no_engine,
+        tmp_path,
+        pull_interval=300,
+        make_push=lambda *args: None,
+        status_file=tmp_path / "status.json",
+    )
+    steps = [
+        (PushStatus(PushState.ACTIVE), 1800, "push"),
+        (PushStatus(PushState.RECONNECTING, "the server closed the stream"), 1800, "push"),
+        (PushStatus(PushState.FAILING, "HTTP 503"), 300, "polling"),
+        (PushStatus(PushState.ACTIVE), 1800, "push"),
+        (PushStatus(PushState.UNAVAILABLE, "HTTP 204 from its eventSourceUrl"), 300, "polling"),
+    ]
+    for status, interval, mode in steps:
+        daemon._on_push_status(status)
+        assert daemon.current_pull_interval == interval, status
+        written = json.loads((tmp_path / "status.json").read_text())
+        assert written["push"]["mode"] == mode
+        assert written["pull_interval"] == interval
+    assert "push is not working (HTTP 503); polling every 300s" in caplog.text
+    assert "server offers no push (HTTP 204 from its eventSourceUrl)" in caplog.text
