@@ -246,12 +246,12 @@ class Daemon:
                 report.deleted_remote,
                 report.conflicts,
             )
-        if not self._push_tried:
-            self._push_tried = True
-            self._start_push()
         if not self._ready.is_set():
             self._ready.set()
             self.notifier.ready(f"synced {report.changed} item(s)")
+        if not self._push_tried:
+            self._push_tried = True
+            self._start_push()
         self.notifier.status(
             f"in sync; {len(report.errors)} item(s) in error" if report.errors else "in sync"
         )
