@@ -105,9 +105,38 @@ def jscal_objects(draw: st.DrawFn) -> dict[str, Any]:
             obj["percentComplete"] = draw(st.integers(min_value=0, max_value=100))
     if draw(st.booleans()):
         obj["recurrenceRules"] = [draw(rules(start, all_day))]
+        overrides: dict[str, Any] = {}
+        shift = timedelta(days=1) if all_day else timedelta(hours=2)
+        for days in draw(st.lists(st.integers(min_value=1, max_value=60), max_size=3, unique=True)):
+            key = local_str(start + timedelta(days=days))
+            overrides[key] = draw(
+                st.sampled_from(
+                    [
+                        {"excluded": True},
+                        {},
+                        {"title": "moved"},
+                        # an all-day occurrence moves by a day, a timed one by two hours
+                        {"start": local_str(start + (shift + timedelta(days=days)))},
+                    ]
+                )
+            )
+        if overrides:
+            obj["recurrenceOverrides"] = overrides
+    if draw(st.booleans()):
+        obj["locations"] = {
+            "1": {"@type": "Location", "name": draw(_text)},
+        }
         if draw(st.booleans()):
-            key = local_str(start + timedelta(days=draw(st.integers(min_value=1, max_value=60))))
-            obj["recurrenceOverrides"] = {key: {"excluded": True}}
+            obj["locations"]["1"]["coordinates"] = "geo:48.1,11.5"
+    if draw(st.booleans()):
+        obj["virtualLocations"] = {
+            "v": {"@type": "VirtualLocation", "uri": "https://meet.example/x", "name": draw(_text)}
+        }
+    if draw(st.booleans()):
+        obj["links"] = {
+            "1": {"@type": "Link", "href": "https://example.com/a", "rel": "describedby"},
+            "doc": {"@type": "Link", "href": "https://example.com/b.pdf", "contentType": "a/b"},
+        }
     if draw(st.booleans()):
         obj["priority"] = draw(st.integers(min_value=1, max_value=9))
     if draw(st.booleans()):
@@ -296,3 +325,26 @@ def test_any_icalendar_gives_objects_or_conversion_error(text: str) -> None:
     # whatever we read, we can write and read again
     out = jscal_to_ical(objs)
     assert len(ical_to_jscal(out)) == len(objs)
+    # and no property disappears without a trace (DURATION may come back as DTEND or DUE)
+    before, after = _names(text), _names(out)
+    for key, names in before.items():
+        kept = after.get(key, set())
+        if "DURATION" in names and kept & {"DTEND", "DUE"}:
+            kept = kept | {"DURATION"}
+        if "EXDATE" in kept:
+            kept = kept | {"RDATE"}  # an RDATE also excluded is no occurrence (RFC 5545 §3.8.5.1)
+        assert names - {"DTSTAMP"} <= kept, key
+
+
+def _names(text: str) -> dict[tuple[str, str], set[str]]:
+    from jmapsyncd.convert._parse import parse_calendar
+
+    out: dict[tuple[str, str], set[str]] = {}
+    for c in parse_calendar(text).subs:
+        if c.name in ("VEVENT", "VTODO"):
+            rid = c.get("RECURRENCE-ID")
+            key = (c.name, rid.value[:8] if rid else "")  # the day: DATE and T000000 agree
+            # PRIORITY:0 means undefined (RFC 5545 §3.8.1.9), the same as no PRIORITY
+            names = {p.name for p in c.props if not (p.name == "PRIORITY" and p.value == "0")}
+            out.setdefault(key, set()).update(names)
+    return out

@@ -57,12 +57,16 @@ _EVENT_MAPPED = {
     "ESTIMATED-DURATION", "CONTACT", "RESOURCES", "X-ALT-DESC", "STYLED-DESCRIPTION",
     JSON_PROP,
 }  # fmt: skip
+# mapped for one kind only: on the other kind they are kept unmapped
+_TASK_ONLY = {"DUE", "ESTIMATED-DURATION", "COMPLETED", "PERCENT-COMPLETE"}
+_EVENT_ONLY = {"DTEND"}
 # at most once per component (RFC 5545 §3.6.1, §3.6.2): further copies are kept unmapped
 _SINGLE = {
     "DTSTART", "DTEND", "DURATION", "DUE", "SUMMARY", "DESCRIPTION", "CLASS", "TRANSP", "STATUS",
     "PRIORITY", "SEQUENCE", "CREATED", "LAST-MODIFIED", "DTSTAMP", "COLOR", "GEO", "COMPLETED",
     "PERCENT-COMPLETE", "ESTIMATED-DURATION", "ORGANIZER", "UID",
 }  # fmt: skip
+_RECUR = {"RRULE", "EXRULE", "RDATE", "EXDATE"}
 _ALARM_MAPPED = {"TRIGGER", "ACTION", "ACKNOWLEDGED", "UID", "RELATED-TO"}
 _CAL_STRUCTURAL = {"VERSION", "PRODID", "METHOD"}
 
@@ -211,7 +215,12 @@ class _Conv:
 
     # --- components ---------------------------------------------------------------------------
 
-    def convert(self, comp: Comp) -> dict[str, Any]:
+    def convert(self, comp: Comp, instance: bool = False) -> dict[str, Any]:
+        """One component as a JSCalendar object; ``instance`` for a RECURRENCE-ID override.
+
+        An override cannot carry recurrence (RFC 8984 §4.3.5): RRULE, EXRULE, RDATE and EXDATE
+        of an instance are kept unmapped instead.
+        """
         kind = "Event" if comp.name == "VEVENT" else "Task"
         uidp = comp.get("UID")
         where = f"{comp.name} {uidp.value if uidp else '?'}"
@@ -257,7 +266,9 @@ class _Conv:
             obj["showWithoutTime"] = True
         end = comp.get("DTEND") if kind == "Event" else None
         dur = comp.get("DURATION")
+        used: set[int] = set()
         if end is not None and sdt is not None:
+            used.add(id(end))
             edt, e_date, e_name, e_zone = self.when(end, where + " DTEND")
             keep_params(end, "duration", {"VALUE"} if e_name is None else {"TZID", "VALUE"})
             if e_name == tzname or e_date or is_date:
@@ -275,6 +286,7 @@ class _Conv:
                         "timeZone": e_name,
                     }
         elif dur is not None and kind == "Event":
+            used.add(id(dur))
             obj["duration"] = normalize_duration(dur.value, where + " DURATION")
         if kind == "Task":
             due = comp.get("DUE")
@@ -282,13 +294,23 @@ class _Conv:
                 ddt, _ = self.in_zone(due, due.value, zone, where + " DUE")
                 obj["due"] = local_str(ddt)
             elif dur is not None and sdt is not None:
+                used.add(id(dur))
                 td = parse_duration(dur.value, where + " DURATION")
                 obj["due"] = local_str(sdt + td)
             est = comp.get("ESTIMATED-DURATION")
             if est is not None:
                 obj["estimatedDuration"] = normalize_duration(est.value, where)
+        for extra in (end, dur):
+            if extra is not None and id(extra) not in used:
+                # DTEND without DTSTART, DURATION beside DTEND or DUE
+                unmapped.append(jcal_prop(extra))
 
         # recurrence (RFC 8984 §4.3)
+        if instance:
+            for p in comp.props:
+                if p.name in _RECUR:
+                    unmapped.append(jcal_prop(p))
+            comp = Comp(comp.name, [p for p in comp.props if p.name not in _RECUR], comp.subs)
         rules = [self.rule(p, zone, is_date, where) for p in comp.all("RRULE")]
         if rules:
             obj["recurrenceRules"] = rules
@@ -303,12 +325,17 @@ class _Conv:
                 unmapped.append(jcal_prop(p))  # e.g. VALUE=TIME: not a valid RDATE, keep it
         for p in comp.all("EXDATE"):
             try:
-                for v in p.value.split(","):
-                    if v:
-                        x_dt, _ = self.in_zone(p, v, zone, where + " EXDATE")
-                        overrides[local_str(x_dt)] = {"excluded": True}
+                keys = [
+                    local_str(self.in_zone(p, v, zone, where + " EXDATE")[0])
+                    for v in p.value.split(",")
+                    if v
+                ]
             except ConversionError:
-                unmapped.append(jcal_prop(p))
+                keys = []
+            if not keys:
+                unmapped.append(jcal_prop(p))  # unreadable or empty: kept as it was
+            for k in keys:
+                overrides[k] = {"excluded": True}
         if overrides:
             obj["recurrenceOverrides"] = overrides
 
@@ -316,7 +343,7 @@ class _Conv:
         self.text_props(comp, obj, keep_params, unmapped)
 
         # people (RFC 8984 §4.4)
-        self.people(comp, obj, keep_params)
+        self.people(comp, obj, keep_params, unmapped)
 
         # places, links
         self.places(comp, obj, keep_params)
@@ -338,13 +365,15 @@ class _Conv:
             n = p.name
             if id(p) in dups or n in ("SUMMARY", "DESCRIPTION"):
                 continue
-            if n not in _EVENT_MAPPED:
+            if n not in _EVENT_MAPPED or n in (_TASK_ONLY if kind == "Event" else _EVENT_ONLY):
                 unmapped.append(jcal_prop(p))
                 continue
             if n == "CATEGORIES":
-                for word in split_text_list(p.value):
-                    if word:
-                        obj.setdefault("keywords", {})[word] = True
+                words = [w for w in split_text_list(p.value) if w]
+                if not words:
+                    unmapped.append(jcal_prop(p))
+                for word in words:
+                    obj.setdefault("keywords", {})[word] = True
             elif n == "COLOR":
                 obj["color"] = unescape_text(p.value)
             elif n == "CLASS":
@@ -415,6 +444,13 @@ class _Conv:
         if self.method:
             obj["method"] = self.method
         json_patch.pop("", None)
+        for pointer in [k for k in json_patch if "/" not in k and k in obj]:
+            # we write a top-level key as JSON only when no property holds it, so a clash means
+            # someone else wrote this line: the real property wins, the line is kept as it was
+            value = json_patch.pop(pointer)
+            unmapped.append(
+                [JSON_PROP.lower(), {"x-name": pointer}, "text", json.dumps(value, sort_keys=True)]
+            )
         if json_patch:
             obj = apply(obj, json_patch, where=where + " " + JSON_PROP)
         if unmapped:
@@ -430,10 +466,10 @@ class _Conv:
         if vendor:
             obj[VENDOR] = vendor
         if self.zones.custom:
-            used = {obj.get("timeZone")} | {
+            zones_used = {obj.get("timeZone")} | {
                 loc.get("timeZone") for loc in obj.get("locations", {}).values()
             }
-            tzs = {k: v for k, v in self.zones.custom.items() if k in used}
+            tzs = {k: v for k, v in self.zones.custom.items() if k in zones_used}
             if tzs:
                 obj["timeZones"] = tzs
         return obj
@@ -466,6 +502,8 @@ class _Conv:
             else:
                 r_dt, _ = self.in_zone(p, v, zone, where + " RDATE")
                 found[local_str(r_dt)] = {}
+        if not found:
+            raise ConversionError("RDATE without a value", where=where)
         overrides.update(found)
 
     def rule(self, p: Prop, zone: tzinfo | None, is_date: bool, where: str) -> dict[str, Any]:
@@ -499,9 +537,7 @@ class _Conv:
             ):
                 html = p
                 break
-        if html is not None and html.param(
-            "VALUE",
-        ) in (None, "TEXT"):
+        if html is not None and html.value and html.param("VALUE") in (None, "TEXT"):
             obj["description"] = unescape_text(html.value)
             obj["descriptionContentType"] = "text/html"
             if desc is not None:
@@ -517,11 +553,13 @@ class _Conv:
             for p in comp.props:
                 if p is not html and p.name in ("STYLED-DESCRIPTION", "X-ALT-DESC"):
                     unmapped.append(jcal_prop(p))
-            if desc is not None:
+            if desc is not None and desc.value:
                 obj["description"] = unescape_text(desc.value)
                 keep(desc, "description", set())
+            elif desc is not None:
+                unmapped.append(jcal_prop(desc))  # empty: JSCalendar cannot tell it from none
 
-    def people(self, comp: Comp, obj: dict[str, Any], keep: Any) -> None:
+    def people(self, comp: Comp, obj: dict[str, Any], keep: Any, unmapped: list[Any]) -> None:
         parts: dict[str, dict[str, Any]] = {}
         known = {
             "CN", "EMAIL", "ROLE", "PARTSTAT", "RSVP", "CUTYPE", "DELEGATED-TO", "DELEGATED-FROM",
@@ -534,12 +572,15 @@ class _Conv:
             if p.name in ("ORGANIZER", "ATTENDEE")
         }
         org = comp.get("ORGANIZER")
-        if org is not None:
+        if org is not None and org.value.strip():
             obj["replyTo"] = {
                 "imip" if org.value.lower().startswith("mailto:") else "other": org.value
             }
         for p in comp.props:
             if p.name not in ("ORGANIZER", "ATTENDEE"):
+                continue
+            if not p.value.strip():
+                unmapped.append(jcal_prop(p))  # no address: not a participant
                 continue
             addr = p.value
             pid = ids[addr.lower()]
@@ -803,7 +844,9 @@ def convert_calendar(cal: Comp) -> list[dict[str, Any]]:
         ridp = c.get("RECURRENCE-ID")
         assert ridp is not None
         where = f"{c.name} {uid} RECURRENCE-ID"
-        inst = conv.convert(c)
+        inst = conv.convert(c, instance=master is not None)
+        if master is not None and master["@type"] != inst["@type"]:
+            raise ConversionError(f"{c.name} instance of a {master['@type']}", where=where)
         if master is None:
             # an orphan instance (e.g. an invitation to one occurrence): it becomes the object
             masters[uid] = inst

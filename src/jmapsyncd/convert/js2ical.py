@@ -354,7 +354,14 @@ class _ObjWriter:
                 full[VENDOR] = fv
             it = _Time(full, self.cal, where)
             self.component(
-                kind, full, it, f"{where} override {key}", rid=key, rid_time=t, rid_range=rng
+                kind,
+                full,
+                it,
+                f"{where} override {key}",
+                rid=key,
+                rid_time=t,
+                rid_range=rng,
+                alarm_text=obj.get("title") or "",
             )
 
     def component(
@@ -367,6 +374,7 @@ class _ObjWriter:
         rid: str | None = None,
         rid_time: _Time | None = None,
         rid_range: Any = None,
+        alarm_text: Any = None,
     ) -> None:
         w = self.w
         w.begin(kind)
@@ -428,7 +436,7 @@ class _ObjWriter:
             if isinstance(pu, str):
                 w.raw("COMPLETED", local_to_ical_value(pu))
         # recurrence (RFC 8984 §4.3)
-        if rid is None:
+        if rid_time is None:  # a master, or an orphan instance standing in for one
             self.recurrence(obj, t, where)
         # text
         title = obj.get("title")
@@ -471,7 +479,8 @@ class _ObjWriter:
         if isinstance(alerts, dict):
             for i, (aid, alert) in enumerate(alerts.items(), 1):
                 if isinstance(alert, dict):
-                    self.alert(str(aid), i, _clean(alert), obj)
+                    text = obj.get("title") if alarm_text is None else alarm_text
+                    self.alert(str(aid), i, _clean(alert), str(text or "Reminder"))
         for c in vendor.get("components") or []:
             _write_jcal_comp(w, c)
         w.end(kind)
@@ -807,6 +816,9 @@ class _ObjWriter:
                 rest = set(link) - {"@type", "href", "contentType", "size", "title"}
                 if link.get("rel") == "enclosure":
                     rest.discard("rel")
+                elif "rel" not in link:
+                    # ATTACH reads back as rel "enclosure"; a null patch removes it again
+                    _json_prop(w, f"links/{lid}/rel", None)
                 for k in rest:
                     _json_prop(w, f"links/{lid}/{k}", link[k])
 
@@ -826,7 +838,11 @@ class _ObjWriter:
                 params = {} if reltype == "PARENT" else {"RELTYPE": reltype}
                 self.w.text("RELATED-TO", str(ruid), params)
 
-    def alert(self, aid: str, index: int, alert: dict[str, Any], obj: dict[str, Any]) -> None:
+    def alert(self, aid: str, index: int, alert: dict[str, Any], text: str) -> None:
+        """Alert → VALARM; ``text`` fills the DESCRIPTION/SUMMARY RFC 5545 §3.6.6 requires.
+
+        Instances get the master's text, so an unchanged alert stays out of their patch.
+        """
         w = self.w
         w.begin("VALARM")
         vendor = alert.get(VENDOR) if isinstance(alert.get(VENDOR), dict) else {}
@@ -864,9 +880,9 @@ class _ObjWriter:
                 w.text("RELATED-TO", str(ruid), {"RELTYPE": types[0].upper()} if types else None)
         # RFC 5545 §3.6.6 requires these; a reader may refuse the alarm without them
         if "DESCRIPTION" not in names and "ACTION" not in names:
-            w.text("DESCRIPTION", str(obj.get("title") or "Reminder"))
+            w.text("DESCRIPTION", text)
         if action == "email" and "SUMMARY" not in names and "ACTION" not in names:
-            w.text("SUMMARY", str(obj.get("title") or "Reminder"))
+            w.text("SUMMARY", text)
         for p in unmapped:
             _write_jcal_prop(w, p)
         for c in vendor.get("components") or []:
