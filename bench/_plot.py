@@ -21,18 +21,22 @@ def main() -> None:
     plt: Any = importlib.import_module("matplotlib.pyplot")
     results = sorted(data["results"], key=lambda r: r["n"])
     ns = [r["n"] for r in results]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for key, label, style in (
-        ("vdirsyncer", "vdirsyncer (CalDAV)", "s-"),
-        ("jmapsyncd", "jmapsyncd sync", "o-"),
-        ("floor", "floor (bare JMAP requests)", "^--"),
+    fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=120)
+    for key, label, style, dy in (
+        ("vdirsyncer", "vdirsyncer (CalDAV)", "s-", -12),
+        ("jmapsyncd", "jmapsyncd sync", "o-", 4),
+        ("jmapsyncd_nofsync", "jmapsyncd sync, fsync off (eatmydata; diagnosis)", "o:", 4),
+        ("floor", "floor (bare JMAP requests)", "^--", 4),
     ):
+        if not all(key in r["initial"] for r in results):
+            continue
         ys = [r["initial"][key]["seconds"] for r in results]
         ax.plot(ns, ys, style, label=label)
         for x, y in zip(ns, ys, strict=True):
-            ax.annotate(f"{y:.1f} s", (x, y), textcoords="offset points", xytext=(4, 4))
+            ax.annotate(f"{y:.2g} s", (x, y), textcoords="offset points", xytext=(6, dy))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.margins(x=0.25)
     ax.set_xticks(ns)
     ax.set_xticklabels([f"{n:,}" for n in ns])
     ax.set_xlabel("events in the account (N)")
@@ -40,8 +44,8 @@ def main() -> None:
     notes = data["notes"]
     ax.set_title(f"Initial sync into an empty vdir ({notes['cores']} cores, local Cyrus 3.10)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=2, fontsize="small")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(sys.argv[2])
 
 
