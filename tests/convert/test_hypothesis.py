@@ -156,6 +156,15 @@ def jscal_objects(draw: st.DrawFn) -> dict[str, Any]:
                     st.sampled_from(["needs-action", "accepted", "declined", "tentative"])
                 ),
             }
+        if draw(st.booleans()):
+            # the organizer, sometimes also attending
+            owner = next(iter(people))
+            people[owner]["roles"] = draw(
+                st.sampled_from([{"owner": True}, {"owner": True, "attendee": True}])
+            )
+            if people[owner]["roles"] == {"owner": True}:
+                del people[owner]["participationStatus"]
+            obj["replyTo"] = {"imip": people[owner]["sendTo"]["imip"]}
         obj["participants"] = people
     if draw(st.booleans()):
         alerts: dict[str, Any] = {}
