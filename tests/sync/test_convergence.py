@@ -128,6 +128,8 @@ class Pending:
     """The latest edit of one item on one side since the last sync that did not fail."""
 
     title: str | None  # None: deleted
+    #: the calendar the item was deleted from
+    calendar: str = ""
     #: made before a failed sync, which may have carried it over already
     weak: bool = False
     #: made after the other side's weak edit was dropped: a deletion may be overruled
@@ -140,6 +142,8 @@ class Convergence(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="jmapsyncd-convergence-"))
         self.srv = FakeJMAPServer(dialect="ietf").start()
         self.cal = self.srv.store.default_calendar_id
+        self.other = self.srv.store.add_calendar("Other")
+        self.cals = (self.cal, self.other)
         self.trap = Trap(self.srv)
         self.engine: SyncEngine | None = None
         self.counter = 0
@@ -174,18 +178,22 @@ class Convergence(RuleBasedStateMachine):
 
     @property
     def folder(self) -> Path:
-        return self.tmp / "vdir" / safe_name(self.cal)
+        return self.folder_of(self.cal)
+
+    def folder_of(self, calendar_id: str) -> Path:
+        return self.tmp / "vdir" / safe_name(calendar_id)
 
     def _new(self, prefix: str) -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
-    def _local(self) -> dict[str, tuple[str, str]]:
-        """UID -> (file name, title) of every item file; each UID in one file only."""
+    def _local(self, calendar_id: str | None = None) -> dict[str, tuple[str, str]]:
+        """UID -> (file name, title) of every item file of a calendar; each UID once."""
         out: dict[str, tuple[str, str]] = {}
-        if not self.folder.is_dir():
+        folder = self.folder_of(calendar_id or self.cal)
+        if not folder.is_dir():
             return out
-        for path in sorted(self.folder.glob("*.ics")):
+        for path in sorted(folder.glob("*.ics")):
             text = path.read_text(encoding="utf-8")
             uid = extract_uid(text)
             assert uid is not None, path.name
@@ -193,17 +201,24 @@ class Convergence(RuleBasedStateMachine):
             out[uid] = (path.name, summary_text(text))
         return out
 
-    def _server(self) -> dict[str, tuple[str, str]]:
-        """UID -> (JMAP id, title) of every server event; each UID once."""
+    def _server(self, calendar_id: str | None = None) -> dict[str, tuple[str, str]]:
+        """UID -> (JMAP id, title) of every server event of a calendar; each UID once."""
         out: dict[str, tuple[str, str]] = {}
         with self.srv.store.lock:
             for event_id, obj in sorted(self.srv.store.events.items()):
+                if (calendar_id or self.cal) not in obj["calendarIds"]:
+                    continue
                 uid = str(obj["uid"])
                 assert uid not in out, f"the server holds {uid} twice"
                 out[uid] = (event_id, str(obj.get("title", "")))
         return out
 
-    def _note(self, side: str, uid: str, title: str | None) -> None:
+    def _everywhere(self, side: str) -> set[tuple[str, str, str]]:
+        """(calendar, UID, title) of every item on one side."""
+        view = self._local if side == "local" else self._server
+        return {(cal, uid, title) for cal in self.cals for uid, (_, title) in view(cal).items()}
+
+    def _note(self, side: str, uid: str, title: str | None, calendar: str = "") -> None:
         other = "local" if side == "server" else "server"
         uncertain = False
         theirs = self.pending.get((other, uid))
@@ -214,10 +229,17 @@ class Convergence(RuleBasedStateMachine):
         mine = self.pending.get((side, uid))
         if mine is not None and mine.uncertain:
             uncertain = True
-        self.pending[(side, uid)] = Pending(title, uncertain=uncertain)
+        self.pending[(side, uid)] = Pending(title, calendar, uncertain=uncertain)
 
-    def _write(self, uid: str, title: str, name: str | None = None) -> None:
-        path = self.folder / (name or href_for_uid(uid))
+    def _note_move(self, side: str, uid: str) -> None:
+        """A move brings no new content, but it may take the item out of a deletion's way."""
+        other = "local" if side == "server" else "server"
+        theirs = self.pending.get((other, uid))
+        if theirs is not None and theirs.title is None:
+            theirs.uncertain = True
+
+    def _write(self, uid: str, title: str, name: str | None = None, calendar: str = "") -> None:
+        path = self.folder_of(calendar or self.cal) / (name or href_for_uid(uid))
         try:
             before: int | None = path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -236,20 +258,28 @@ class Convergence(RuleBasedStateMachine):
         self.srv.store.add_event(self.cal, jscal_event(uid, title))
         self._note("server", uid, title)
 
+    def _server_items(self) -> list[tuple[str, str, str]]:
+        """(calendar, UID, JMAP id) of every server event."""
+        return [(c, u, v[0]) for c in self.cals for u, v in sorted(self._server(c).items())]
+
+    def _local_items(self) -> list[tuple[str, str, str]]:
+        """(calendar, UID, file name) of every item file."""
+        return [(c, u, v[0]) for c in self.cals for u, v in sorted(self._local(c).items())]
+
     @precondition(lambda self: bool(self.srv.store.events))
     @rule(data=st.data())
     def server_edit(self, data: st.DataObject) -> None:
-        uid = data.draw(st.sampled_from(sorted(self._server())))
+        _, uid, event_id = data.draw(st.sampled_from(self._server_items()))
         title = self._new("server ")
-        self.srv.store.update_event(self._server()[uid][0], {"title": title})
+        self.srv.store.update_event(event_id, {"title": title})
         self._note("server", uid, title)
 
     @precondition(lambda self: bool(self.srv.store.events))
     @rule(data=st.data())
     def server_delete(self, data: st.DataObject) -> None:
-        uid = data.draw(st.sampled_from(sorted(self._server())))
-        self.srv.store.destroy_event(self._server()[uid][0])
-        self._note("server", uid, None)
+        cal, uid, event_id = data.draw(st.sampled_from(self._server_items()))
+        self.srv.store.destroy_event(event_id)
+        self._note("server", uid, None, cal)
 
     # -- local edits -----------------------------------------------------------------------------
 
@@ -260,30 +290,27 @@ class Convergence(RuleBasedStateMachine):
         self._write(uid, title)
         self._note("local", uid, title)
 
-    @precondition(lambda self: self.folder.is_dir() and any(self.folder.glob("*.ics")))
+    @precondition(lambda self: bool(self._local_items()))
     @rule(data=st.data())
     def local_edit(self, data: st.DataObject) -> None:
-        local = self._local()
-        uid = data.draw(st.sampled_from(sorted(local)))
+        cal, uid, name = data.draw(st.sampled_from(self._local_items()))
         title = self._new("local ")
-        self._write(uid, title, local[uid][0])
+        self._write(uid, title, name, cal)
         self._note("local", uid, title)
 
-    @precondition(lambda self: self.folder.is_dir() and any(self.folder.glob("*.ics")))
+    @precondition(lambda self: bool(self._local_items()))
     @rule(data=st.data())
     def local_delete(self, data: st.DataObject) -> None:
-        local = self._local()
-        uid = data.draw(st.sampled_from(sorted(local)))
-        (self.folder / local[uid][0]).unlink()
-        self._note("local", uid, None)
+        cal, uid, name = data.draw(st.sampled_from(self._local_items()))
+        (self.folder_of(cal) / name).unlink()
+        self._note("local", uid, None, cal)
 
-    @precondition(lambda self: self.folder.is_dir() and any(self.folder.glob("*.ics")))
+    @precondition(lambda self: bool(self._local_items()))
     @rule(data=st.data())
     def local_touch(self, data: st.DataObject) -> None:
         """Saved without a change: a new mtime, the same content."""
-        path = self.folder / data.draw(
-            st.sampled_from(sorted(n for n, _ in self._local().values()))
-        )
+        cal, _, name = data.draw(st.sampled_from(self._local_items()))
+        path = self.folder_of(cal) / name
         st_ = path.stat()
         os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns + 5_000_000))
 
@@ -297,6 +324,35 @@ class Convergence(RuleBasedStateMachine):
         self._write(uid, local_title)
         self._note("server", uid, server_title)
         self._note("local", uid, local_title)
+
+    # -- moves between calendars ----------------------------------------------------------------
+
+    @precondition(lambda self: bool(self.srv.store.events))
+    @rule(data=st.data())
+    def server_move(self, data: st.DataObject) -> None:
+        source = data.draw(st.sampled_from([c for c in self.cals if self._server(c)]))
+        target = self.other if source == self.cal else self.cal
+        uid = data.draw(st.sampled_from(sorted(self._server(source))))
+        event_id, _ = self._server(source)[uid]
+        if uid in self._server(target):
+            return  # one UID per calendar
+        self.srv.store.update_event(event_id, {"calendarIds": {target: True}})
+        self._note_move("server", uid)
+
+    @precondition(lambda self: self.folder.is_dir() and self.folder_of(self.other).is_dir())
+    @rule(data=st.data())
+    def local_move(self, data: st.DataObject) -> None:
+        sources = [c for c in self.cals if self._local(c)]
+        if not sources:
+            return
+        source = data.draw(st.sampled_from(sources))
+        target = self.other if source == self.cal else self.cal
+        uid = data.draw(st.sampled_from(sorted(self._local(source))))
+        name, _ = self._local(source)[uid]
+        if uid in self._local(target):
+            return
+        (self.folder_of(source) / name).rename(self.folder_of(target) / name)
+        self._note_move("local", uid)
 
     # -- syncs -----------------------------------------------------------------------------------
 
@@ -336,17 +392,19 @@ class Convergence(RuleBasedStateMachine):
             entry.weak = True
 
     def _check(self, report: SyncReport) -> None:
-        assert report.errors == []
-        local = {uid: title for uid, (_, title) in self._local().items()}
-        server = {uid: title for uid, (_, title) in self._server().items()}
-        assert local == server
-        titles = set(server.values())
+        assert report.errors == [], report.errors
+        everywhere = self._everywhere("server")
+        assert self._everywhere("local") == everywhere
+        server = {(cal, uid) for cal, uid, _ in everywhere}
+        titles = {title for _, _, title in everywhere}
         for (side, uid), entry in sorted(self.pending.items()):
             other = "local" if side == "server" else "server"
             if entry.title is not None:
                 assert entry.title in titles, f"the {side} edit {entry.title!r} of {uid} is lost"
             elif not (entry.weak or entry.uncertain) and (other, uid) not in self.pending:
-                assert uid not in server, f"the {side} deletion of {uid} was not carried out"
+                assert (entry.calendar, uid) not in server, (
+                    f"the {side} deletion of {uid} is undone"
+                )
         self.pending.clear()
         again = self._sync()
         assert (again.changed, again.conflicts, again.errors) == (0, 0, [])

@@ -233,3 +233,31 @@ def test_an_answer_lost_after_the_server_applied_local_edits_links_instead_of_co
     assert world.db.conflicts() == []
     assert world.local_summaries(cal) == {"a": "a edited", "c": "c new"}
     assert world.server_titles(cal) == {"a": "a edited", "c": "c new"}
+
+
+# -- a UID taken by an event of another calendar --------------------------------------------------
+
+
+def test_an_event_file_copied_into_another_calendar_folder_is_uploaded_there(
+    world: World,
+) -> None:
+    home = world.server.default_calendar()
+    other = world.server.add_calendar("Second")
+    world.server.add_event(home, jscal_event("copied", "Copied"))
+    world.sync_clean()
+    text = (world.folder(home) / href_for_uid("copied")).read_bytes()
+    (world.folder(other) / "copy.ics").write_bytes(text)
+
+    report = world.sync_clean()
+    assert world.server_titles(home) == {"copied": "Copied"}
+    assert list(world.server_titles(other).values()) == ["Copied"]
+    assert world.local_summaries(other) == world.server_titles(other)
+    assert world.local_summaries(home) == {"copied": "Copied"}
+    [uid] = world.server_titles(other)
+    if uid != "copied":
+        # the server keeps UIDs unique per account: the copy got a fresh one, in place
+        assert world.local_uids(other) == [uid]
+        assert report.conflicts == 1
+        [conflict] = world.db.conflicts()
+        assert (conflict.href, conflict.copy_href) == ("copy.ics", "copy.ics")
+    assert world.sync_clean().changed == 0

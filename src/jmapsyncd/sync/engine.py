@@ -951,10 +951,17 @@ class SyncEngine:
         coll: VdirCollection,
         uploads: list[tuple[str, str, str | None]],
         report: SyncReport,
+        *,
+        renamed: bool = False,
     ) -> None:
-        """Create local items on the server in one batch, journaled first."""
+        """Create local items on the server in one batch, journaled first.
+
+        An item whose UID the server refuses because another event of the account has it (an
+        event file copied into a second calendar folder; Cyrus keeps UIDs unique per account)
+        gets a fresh UID in place, recorded as a conflict, and is sent again.
+        """
         creates: dict[str, dict[str, Any]] = {}
-        journal: dict[str, tuple[int, Item, str]] = {}
+        journal: dict[str, tuple[int, Item, str, str]] = {}
         for n, (href, _etag, _stale) in enumerate(uploads):
             try:
                 item, etag, obj = self._read_one(coll, href)
@@ -968,13 +975,14 @@ class SyncEngine:
             pending = self.db.begin_create(
                 row.id, href=href, uid=obj.get("uid"), local_etag=etag, local_hash=item.hash
             )
-            journal[key] = (pending.id, item, href)
+            journal[key] = (pending.id, item, href, etag)
         if not creates:
             return
         result = kind.set(create=creates)
         created_ids = {key: str(v["id"]) for key, v in result.created.items() if "id" in v}
         current = {o["id"]: o for o in kind.get(sorted(created_ids.values())) if "id" in o}
-        for key, (pending_id, _item, href) in journal.items():
+        again: list[tuple[str, str, str | None]] = []
+        for key, (pending_id, item, href, etag) in journal.items():
             if key in created_ids and created_ids[key] in current:
                 jmap_id = created_ids[key]
                 self.db.finish_create(
@@ -983,12 +991,50 @@ class SyncEngine:
                 report.uploaded += 1
                 continue
             error = result.not_created.get(key)
+            if not renamed and error is not None and _uid_taken(error):
+                self.db.forget_item(pending_id)
+                if self._give_fresh_uid(row, coll, href, item, etag, report):
+                    again.append((href, "", None))
+                continue
             reason = str(error) if error is not None else "the server did not create it"
             message = f"{coll.name}/{href}: upload refused: {reason}"
             log.warning(message)
             self.db.forget_item(pending_id)
             self.db.record_error(message, collection_id=row.id, href=href)
             report.errors.append(message)
+        if again:
+            self._upload_new(kind, row, coll, again, report, renamed=True)
+
+    def _give_fresh_uid(
+        self,
+        row: CollectionRow,
+        coll: VdirCollection,
+        href: str,
+        item: Item,
+        etag: str,
+        report: SyncReport,
+    ) -> bool:
+        """Rewrite local ``href`` with a fresh UID (same file, same content otherwise)."""
+        new_uid = _fresh_uid(item.uid, item.text)
+        try:
+            new_etag = coll.update(href, Item(_replace_uid(item.text, item.uid, new_uid)), etag)
+        except (PreconditionFailed, StoreError, ConversionError) as exc:
+            message = f"{coll.name}/{href}: its UID is taken on the server; not renamed: {exc}"
+            log.warning(message)
+            self.db.record_error(message, collection_id=row.id, href=href)
+            report.errors.append(message)
+            return False
+        self._remember(coll, href, new_etag)
+        self.db.record_conflict(row.id, href=href, copy_href=href, resolution="new-uid")
+        report.conflicts += 1
+        log.warning(
+            "%s/%s: UID %s is taken by another event on the server; the file now has UID %s",
+            coll.name,
+            href,
+            item.uid,
+            new_uid,
+        )
+        return True
 
     def _conflict(
         self,
@@ -1052,6 +1098,11 @@ class SyncEngine:
             f", your version is kept as {copy_href}" if copy_href else "",
         )
         return copy_href
+
+
+def _uid_taken(error: JMAPSetError) -> bool:
+    """Whether a refused create names the UID as the problem (taken by another event)."""
+    return error.error_type == "invalidProperties" and "uid" in (error.properties or ())
 
 
 def _kind_folder_id(kind: CollectionKind, jmap_id: str) -> str:
