@@ -9,13 +9,18 @@ the pure planner (:mod:`jmapsyncd.sync.plan`) decide item by item, and carries t
 Safety rules, each with the reason it exists:
 
 * A state token is stored only after every change it covers has been applied; a pass that fails
-  half-way leaves the old token, so the next pass sees the same changes again.
+  half-way, or a server change that could not be written here (a file edited meanwhile, an
+  object the converter refuses), leaves the old token, so the next pass sees the same changes
+  again.
+* Server calls a crash left open are settled before planning: a create is found again by UID.
 * Every server call is journaled in the state database first (``begin_create``/``mark_pending``)
   and every file write happens before its status row is recorded. After a crash, what the server
   or the vdir already holds is recognised by UID and content (:func:`same_content`) and linked,
   never copied twice.
-* A local file that cannot be read or converted is reported and left alone: it is never pushed,
-  deleted or rewritten, and its server item is not deleted either.
+* A local file that cannot be read or converted, or that the store skips (a symlink leading
+  outside the vdir), is reported and left alone: it is never pushed, deleted or rewritten, and
+  its server item is not deleted either.
+* A server object whose UID is empty or holds control characters is reported, not written.
 * Names on disk come from :mod:`jmapsyncd.vdir.names` (hashed when unsafe), never from raw ids.
 """
 
