@@ -160,54 +160,54 @@ def test_tasks_sync_both_ways_in_task_list_folders(tmp_path: Path, dialect: str)
 # -- collections -------------------------------------------------------------------------------
 
 
-def test_calendar_rename_and_recolour_on_the_server_update_the_folder(tmp_path: Path) -> None:
-    with fake_world(tmp_path, "stalwart") as (srv, w):
-        cal = srv.store.add_calendar("Work", color="#112233")
-        w.sync_clean()
-        folder = w.folder(cal)
-        assert (folder / "displayname").read_text().strip() == "Work"
-        assert (folder / "color").read_text().strip().upper() == "#112233"
+def test_calendar_rename_and_recolour_on_the_server_update_the_folder(world: World) -> None:
+    cal = world.server.add_calendar("Work")
+    world.server.update_calendar(cal, {"color": "#112233"})
+    world.sync_clean()
+    folder = world.folder(cal)
+    assert (folder / "displayname").read_text().strip() == "Work"
+    assert (folder / "color").read_text().strip().upper() == "#112233"
 
-        srv.store.update_calendar(cal, {"name": "Job", "color": "#aabbcc"})
-        w.sync_clean()
-        assert (folder / "displayname").read_text().strip() == "Job"
-        assert (folder / "color").read_text().strip().upper() == "#AABBCC"
-
-
-def test_local_displayname_edit_renames_the_calendar_on_the_server(tmp_path: Path) -> None:
-    with fake_world(tmp_path, "ietf") as (srv, w):
-        cal = srv.store.add_calendar("Work")
-        w.sync_clean()
-        (w.folder(cal) / "displayname").write_text("Office\n")
-        w.sync_clean()
-        assert srv.store.calendars[cal]["name"] == "Office"
-        # and it stays that way
-        w.sync_clean()
-        assert srv.store.calendars[cal]["name"] == "Office"
-        assert (w.folder(cal) / "displayname").read_text().strip() == "Office"
+    world.server.update_calendar(cal, {"name": "Job", "color": "#aabbcc"})
+    world.sync_clean()
+    assert (folder / "displayname").read_text().strip() == "Job"
+    assert (folder / "color").read_text().strip().upper() == "#AABBCC"
 
 
-def test_new_local_folder_with_a_displayname_becomes_a_calendar(tmp_path: Path) -> None:
-    with fake_world(tmp_path, "stalwart") as (srv, w):
-        w.sync_clean()
-        folder = w.root / "my-new-calendar"
-        folder.mkdir()
-        (folder / "displayname").write_text("Holidays\n")
-        (folder / "color").write_text("#00FF00\n")
-        (folder / "trip.ics").write_text(ics_event("trip", "Trip"))
-        report = w.sync_clean()
-        assert report.collections_created == 1
-        [(cal_id, cal)] = [
-            (k, c) for k, c in srv.store.calendars.items() if c["name"] == "Holidays"
-        ]
-        assert str(cal.get("color", "")).upper() == "#00FF00"
-        assert w.server_titles(cal_id) == {"trip": "Trip"}
-        # the folder keeps its name and is not mirrored a second time
-        assert sorted(p.name for p in w.root.iterdir()).count("my-new-calendar") == 1
-        report = w.sync_clean()
-        assert report.changed == 0
-        assert report.collections_created == 0
-        assert len([c for c in srv.store.calendars.values() if c["name"] == "Holidays"]) == 1
+def test_local_displayname_edit_renames_the_calendar_on_the_server(world: World) -> None:
+    cal = world.server.add_calendar("Work")
+    world.sync_clean()
+    (world.folder(cal) / "displayname").write_text("Office\n")
+    world.sync_clean()
+    assert world.server.calendars()[cal]["name"] == "Office"
+    # and it stays that way
+    world.sync_clean()
+    assert world.server.calendars()[cal]["name"] == "Office"
+    assert (world.folder(cal) / "displayname").read_text().strip() == "Office"
+
+
+def test_new_local_folder_with_a_displayname_becomes_a_calendar(world: World) -> None:
+    world.sync_clean()
+    folder = world.root / "my-new-calendar"
+    folder.mkdir()
+    (folder / "displayname").write_text("Holidays\n")
+    (folder / "color").write_text("#00FF00\n")
+    (folder / "trip.ics").write_text(ics_event("trip", "Trip"))
+    report = world.sync_clean()
+    assert report.collections_created == 1
+    [(cal_id, cal)] = [
+        (k, c) for k, c in world.server.calendars().items() if c["name"] == "Holidays"
+    ]
+    assert str(cal.get("color", "")).upper() == "#00FF00"
+    assert world.server_titles(cal_id) == {"trip": "Trip"}
+    # the folder keeps its name and is not mirrored a second time
+    assert sorted(p.name for p in world.root.iterdir()).count("my-new-calendar") == 1
+    assert world.folder(cal_id) == folder
+    report = world.sync_clean()
+    assert report.changed == 0
+    assert report.collections_created == 0
+    holidays = [c for c in world.server.calendars().values() if c["name"] == "Holidays"]
+    assert len(holidays) == 1
 
 
 def test_new_local_folder_without_a_displayname_is_left_alone(tmp_path: Path) -> None:
@@ -222,70 +222,68 @@ def test_new_local_folder_without_a_displayname_is_left_alone(tmp_path: Path) ->
         assert srv.store.events == {}
 
 
-def test_calendar_deleted_on_the_server_removes_its_folder(tmp_path: Path) -> None:
-    with fake_world(tmp_path, "ietf") as (srv, w):
-        cal = srv.store.add_calendar("Old")
-        srv.store.add_event(cal, jscal_event("old-1", "One"))
-        w.sync_clean()
-        assert w.folder(cal).is_dir()
-        srv.store.destroy_calendar(cal)
-        report = w.sync_clean()
-        assert report.collections_deleted == 1
-        assert not w.folder(cal).exists()
-        assert all(c.jmap_id != cal for c in w.db.collections())
+def test_calendar_deleted_on_the_server_removes_its_folder(world: World) -> None:
+    cal = world.server.add_calendar("Old")
+    world.server.add_event(cal, jscal_event("old-1", "One"))
+    world.sync_clean()
+    folder = world.folder(cal)
+    assert folder.is_dir()
+    world.server.destroy_calendar(cal)
+    report = world.sync_clean()
+    assert report.collections_deleted == 1
+    assert not folder.exists()
+    assert all(c.jmap_id != cal for c in world.db.collections())
 
 
 def test_calendar_deleted_on_the_server_keeps_a_folder_with_unsynced_edits(
-    tmp_path: Path,
+    world: World,
 ) -> None:
-    with fake_world(tmp_path, "ietf") as (srv, w):
-        cal = srv.store.add_calendar("Old")
-        srv.store.add_event(cal, jscal_event("old-1", "One"))
-        w.sync_clean()
-        w.write_uid(cal, "old-1", ics_event("old-1", "One, edited"))
-        w.write_uid(cal, "old-2", ics_event("old-2", "Two, new"))
-        srv.store.destroy_calendar(cal)
-        report = w.sync()
-        assert any("unsynced" in e for e in report.errors), report.errors
-        assert w.local_summaries(cal) == {"old-1": "One, edited", "old-2": "Two, new"}
-        assert any("unsynced" in e.message for e in w.db.errors())
-        # reported again, not deleted later either
-        report = w.sync()
-        assert w.local_summaries(cal) == {"old-1": "One, edited", "old-2": "Two, new"}
-        assert len(w.db.errors()) == 1
+    cal = world.server.add_calendar("Old")
+    world.server.add_event(cal, jscal_event("old-1", "One"))
+    world.sync_clean()
+    world.write_uid(cal, "old-1", ics_event("old-1", "One, edited"))
+    world.write_uid(cal, "old-2", ics_event("old-2", "Two, new"))
+    world.server.destroy_calendar(cal)
+    report = world.sync()
+    assert any("unsynced" in e for e in report.errors), report.errors
+    assert world.local_summaries(cal) == {"old-1": "One, edited", "old-2": "Two, new"}
+    assert any("unsynced" in e.message for e in world.db.errors())
+    # reported again, not deleted later either
+    report = world.sync()
+    assert world.local_summaries(cal) == {"old-1": "One, edited", "old-2": "Two, new"}
+    assert len(world.db.errors()) == 1
 
 
 def test_event_moved_between_calendars_on_the_server_moves_between_folders(
-    tmp_path: Path,
+    world: World,
 ) -> None:
-    with fake_world(tmp_path, "ietf") as (srv, w):
-        home = srv.store.default_calendar_id
-        work = srv.store.add_calendar("Work")
-        event_id = srv.store.add_event(home, jscal_event("mover", "Moving"))
-        w.sync_clean()
-        assert w.local_uids(home) == ["mover"]
-        srv.store.update_event(event_id, {"calendarIds": {work: True}})
-        w.sync_clean()
-        assert w.local_uids(home) == []
-        assert w.local_summaries(work) == {"mover": "Moving"}
-        # the server still has it exactly once
-        assert [e["uid"] for e in srv.store.events.values()] == ["mover"]
-        assert w.sync_clean().changed == 0
+    home = world.server.default_calendar()
+    work = world.server.add_calendar("Work")
+    event_id = world.server.add_event(home, jscal_event("mover", "Moving"))
+    world.sync_clean()
+    assert world.local_uids(home) == ["mover"]
+    world.server.update_event(event_id, {"calendarIds": {work: True}})
+    world.sync_clean()
+    assert world.local_uids(home) == []
+    assert world.local_summaries(work) == {"mover": "Moving"}
+    # the server still has it exactly once
+    assert [e["uid"] for e in world.server.events().values()] == ["mover"]
+    assert world.sync_clean().changed == 0
 
 
-def test_event_moved_between_folders_locally_moves_on_the_server(tmp_path: Path) -> None:
-    with fake_world(tmp_path, "ietf") as (srv, w):
-        home = srv.store.default_calendar_id
-        work = srv.store.add_calendar("Work")
-        srv.store.add_event(home, jscal_event("mover", "Moving"))
-        w.sync_clean()
-        src = w.folder(home) / href_for_uid("mover")
-        src.rename(w.folder(work) / href_for_uid("mover"))
-        w.sync_clean()
-        events = list(srv.store.events.values())
-        assert [(e["uid"], list(e["calendarIds"])) for e in events] == [("mover", [work])]
-        assert w.local_uids(home) == []
-        assert w.local_uids(work) == ["mover"]
+def test_event_moved_between_folders_locally_moves_on_the_server(world: World) -> None:
+    home = world.server.default_calendar()
+    work = world.server.add_calendar("Work")
+    world.server.add_event(home, jscal_event("mover", "Moving"))
+    world.sync_clean()
+    src = world.folder(home) / href_for_uid("mover")
+    src.rename(world.folder(work) / href_for_uid("mover"))
+    world.sync_clean()
+    events = list(world.server.events().values())
+    assert [(e["uid"], list(e["calendarIds"])) for e in events] == [("mover", [work])]
+    assert world.local_uids(home) == []
+    assert world.local_uids(work) == ["mover"]
+    assert world.sync_clean().changed == 0
 
 
 def test_folder_names_follow_safe_names_of_calendar_ids(tmp_path: Path) -> None:
