@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from jmapsyncd.errors import JMAPError
+from jmapsyncd.errors import JMAPError, SyncInterrupted
 from jmapsyncd.sync.plan import ConflictPolicy
 from jmapsyncd.vdir import Item, VdirCollection, href_for_uid
 from tests.fakeserver import FakeJMAPServer, Fault
@@ -734,3 +734,34 @@ def test_a_server_edit_after_a_crashed_create_is_downloaded(
     assert _converged(w, cal) == {"theirs": "Theirs"}
     assert w.sync_clean().changed == 0
     assert w.db.pending_items() == []
+
+
+# -- shutdown between two items ----------------------------------------------------------------
+
+
+def test_a_stop_requested_mid_pass_ends_it_between_items_and_the_next_pass_finishes(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    srv, w = fake
+    cal = srv.store.default_calendar_id
+    w.sync_clean()
+    for n in range(5):
+        srv.store.add_event(cal, jscal_event(f"s{n}", f"s{n}"))
+    old_token = _token(w)
+    record_synced = w.db.record_synced
+
+    def then_stop(*args: Any, **kwargs: Any) -> Any:
+        result = record_synced(*args, **kwargs)
+        w.engine.stop_requested.set()
+        return result
+
+    w.db.record_synced = then_stop  # type: ignore[method-assign]
+    with pytest.raises(SyncInterrupted):
+        w.sync()
+    assert len(w.files(cal)) == 1
+    assert _token(w) == old_token
+    w.db.record_synced = record_synced  # type: ignore[method-assign]
+    w.engine.stop_requested.clear()
+    report = w.sync_clean()
+    assert report.downloaded == 4
+    assert _converged(w, cal) == {f"s{n}": f"s{n}" for n in range(5)}
