@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -97,6 +98,8 @@ class Box:
     account: ServerAccount
     home: Path
     settings: dict[str, Any] = field(default_factory=dict)
+    #: environment changes for the processes (None removes a variable)
+    environ: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def vdir(self) -> Path:
@@ -132,6 +135,11 @@ class Box:
             XDG_STATE_HOME=str(self.home / ".state"),
             TZ="UTC",
         )
+        for key, value in self.environ.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         return env
 
     def argv(self, *args: str) -> list[str]:
@@ -298,12 +306,14 @@ class ProxyFault:
 class FaultProxy:
     """HTTP/1.1 proxy on 127.0.0.1 in front of ``upstream`` (host, port); see the module doc."""
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int], tls: ssl.SSLContext | None = None) -> None:
         self.upstream = upstream
+        self.tls = tls  # serve HTTPS with this server context
         self.faults: list[ProxyFault] = []
         self.always: ProxyFault | None = None  # applied to every request while set
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, method, path)
         self.connections = 0
+        self.handshakes = 0  # TLS handshakes that succeeded
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -315,14 +325,11 @@ class FaultProxy:
 
     # -- control ---------------------------------------------------------------------------------
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def url_for(self, upstream_url: str) -> str:
-        """``upstream_url`` with its host and port replaced by the proxy's."""
+        """``upstream_url`` with its host and port (and scheme, for TLS) replaced by the proxy's."""
         host, port = self.upstream
-        return upstream_url.replace(f"//{host}:{port}", f"//127.0.0.1:{self.port}", 1)
+        url = upstream_url.replace(f"//{host}:{port}", f"//127.0.0.1:{self.port}", 1)
+        return url.replace("http://", "https://", 1) if self.tls is not None else url
 
     def down(self) -> None:
         """Close the listener: new connections are refused until :meth:`up`."""
@@ -409,6 +416,13 @@ class FaultProxy:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
+            if self.tls is not None:
+                with self._lock:
+                    self._open.discard(conn)
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self._open.add(conn)
+                self.handshakes += 1
             request = _read_request(conn)
             if request is None:
                 return
