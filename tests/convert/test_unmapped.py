@@ -114,3 +114,43 @@ def test_summary_language_is_the_locale() -> None:
     text = jscal_to_ical(obj)
     assert "SUMMARY;LANGUAGE=fr-CA:Réunion\r\n" in text
     assert ical_to_jscal(text) == [obj]
+
+
+def test_unknown_parameters_on_scalar_properties_are_kept() -> None:
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:p\r\n"
+        "DTSTAMP;X-A=1:20240101T000000Z\r\nCREATED;X-B=2:20231231T000000Z\r\n"
+        "CLASS;X-C=3:PRIVATE\r\nPRIORITY;X-D=4:2\r\nSEQUENCE;X-E=5:1\r\nCOLOR;X-F=6:red\r\n"
+        "STATUS;X-G=7:IN-PROCESS\r\nDUE;X-H=8:20240105T100000Z\r\nPERCENT-COMPLETE;X-I=9:10\r\n"
+        "END:VTODO\r\nEND:VCALENDAR\r\n"
+    )
+    [obj] = ical_to_jscal(text)
+    assert obj["privacy"] == "private"
+    assert obj["priority"] == 2
+    out = jscal_to_ical(obj)
+    for line in (
+        "DTSTAMP;X-A=1:20240101T000000Z",
+        "CREATED;X-B=2:20231231T000000Z",
+        "CLASS;X-C=3:PRIVATE",
+        "PRIORITY;X-D=4:2",
+        "SEQUENCE;X-E=5:1",
+        "COLOR;X-F=6:red",
+        "STATUS;X-G=7:IN-PROCESS",
+        "DUE;X-H=8:20240105T100000Z",
+        "PERCENT-COMPLETE;X-I=9:10",
+    ):
+        assert line + "\r\n" in out
+    assert ical_to_jscal(out) == [obj]
+
+
+def test_broken_time_stamps_are_kept_not_fatal() -> None:
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:s\r\n"
+        "DTSTAMP:yesterday\r\nCREATED:20241301T000000Z\r\nDTSTART:20240101T100000Z\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    [obj] = ical_to_jscal(text)
+    assert "created" not in obj
+    out = jscal_to_ical(obj)
+    assert "DTSTAMP:yesterday\r\n" in out
+    assert "CREATED:20241301T000000Z\r\n" in out

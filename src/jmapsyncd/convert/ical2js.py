@@ -293,13 +293,21 @@ class _Conv:
             if due is not None:
                 ddt, _ = self.in_zone(due, due.value, zone, where + " DUE")
                 obj["due"] = local_str(ddt)
+                keep_params(due, "due", {"TZID", "VALUE"})
             elif dur is not None and sdt is not None:
-                used.add(id(dur))
-                td = parse_duration(dur.value, where + " DURATION")
-                obj["due"] = local_str(sdt + td)
+                try:
+                    td = parse_duration(dur.value, where + " DURATION")
+                    obj["due"] = local_str(sdt + td)
+                    used.add(id(dur))
+                except (ConversionError, OverflowError):
+                    pass  # kept unmapped below
             est = comp.get("ESTIMATED-DURATION")
             if est is not None:
-                obj["estimatedDuration"] = normalize_duration(est.value, where)
+                try:
+                    obj["estimatedDuration"] = normalize_duration(est.value, where)
+                    keep_params(est, "estimatedDuration", set())
+                except ConversionError:
+                    unmapped.append(jcal_prop(est))
         for extra in (end, dur):
             if extra is not None and id(extra) not in used:
                 # DTEND without DTSTART, DURATION beside DTEND or DUE
@@ -376,18 +384,21 @@ class _Conv:
                     obj.setdefault("keywords", {})[word] = True
             elif n == "COLOR":
                 obj["color"] = unescape_text(p.value)
+                keep_params(p, "color", set())
             elif n == "CLASS":
                 mapped: str | None = T.CLASS.get(p.value.upper())
                 if mapped is None:
                     unmapped.append(jcal_prop(p))
                 else:
                     obj["privacy"] = mapped
+                    keep_params(p, "privacy", set())
             elif n == "TRANSP":
                 mapped = T.TRANSP.get(p.value.upper())
                 if mapped is None:
                     unmapped.append(jcal_prop(p))
                 else:
                     obj["freeBusyStatus"] = mapped
+                    keep_params(p, "freeBusyStatus", set())
             elif n == "STATUS":
                 table = T.EVENT_STATUS if kind == "Event" else T.TASK_PROGRESS
                 mapped = table.get(p.value.upper())
@@ -395,6 +406,7 @@ class _Conv:
                     unmapped.append(jcal_prop(p))
                 else:
                     obj["status" if kind == "Event" else "progress"] = mapped
+                    keep_params(p, "status" if kind == "Event" else "progress", set())
             elif n in ("PRIORITY", "SEQUENCE", "PERCENT-COMPLETE"):
                 try:
                     num = int(p.value)
@@ -403,23 +415,36 @@ class _Conv:
                     continue
                 key = {"PRIORITY": "priority", "SEQUENCE": "sequence"}.get(n, "percentComplete")
                 if key == "priority" and num == 0:
+                    if p.params:
+                        unmapped.append(jcal_prop(p))
                     continue
                 obj[key] = num
+                keep_params(p, key, set())
             elif n in ("CREATED", "LAST-MODIFIED", "DTSTAMP", "COMPLETED"):
-                dt, _, is_utc = parse_ical_dt(p.value, f"{where} {n}")
+                try:
+                    dt, _, is_utc = parse_ical_dt(p.value, f"{where} {n}")
+                except ConversionError:
+                    unmapped.append(jcal_prop(p))  # a broken time stamp is no reason to fail
+                    continue
                 hit = None if is_utc else self.zones.resolve(p.param("TZID") or "", where)
                 if hit is not None:
                     dt = to_zone(dt, hit[1], _UTC)
+                elif not is_utc and p.params:
+                    unmapped.append(jcal_prop(p))  # an unknown zone: keep it as written
+                    continue
                 val = utc_str(dt)
                 if n == "DTSTAMP" and val == NO_STAMP:
                     continue  # our placeholder for "no updated": reading it back as absent
                 if n == "CREATED":
                     obj["created"] = val
+                    keep_params(p, "created", {"TZID", "VALUE"})
                 elif n == "COMPLETED":
                     obj["progressUpdated"] = val
                     obj.setdefault("progress", "completed")
+                    keep_params(p, "progressUpdated", {"TZID", "VALUE"})
                 elif n == "LAST-MODIFIED" or comp.get("LAST-MODIFIED") is None:
                     obj["updated"] = val
+                    keep_params(p, "updated", {"TZID", "VALUE"})
                 else:
                     unmapped.append(jcal_prop(p))
             elif n == "RELATED-TO":

@@ -387,17 +387,16 @@ class _ObjWriter:
         updated = obj.get("updated")
         created = obj.get("created")
         if "DTSTAMP" not in unmapped_names:
-            stamp = updated if isinstance(updated, str) else created
-            w.raw(
-                "DTSTAMP",
-                local_to_ical_value(stamp)
-                if isinstance(stamp, str)
-                else local_to_ical_value(NO_STAMP),
-            )
+            if isinstance(updated, str):
+                w.raw("DTSTAMP", local_to_ical_value(updated), _conv_params(obj, "updated"))
+            elif isinstance(created, str):
+                w.raw("DTSTAMP", local_to_ical_value(created))
+            else:
+                w.raw("DTSTAMP", local_to_ical_value(NO_STAMP))
         elif isinstance(updated, str):
-            w.raw("LAST-MODIFIED", local_to_ical_value(updated))
+            w.raw("LAST-MODIFIED", local_to_ical_value(updated), _conv_params(obj, "updated"))
         if isinstance(created, str):
-            w.raw("CREATED", local_to_ical_value(created))
+            w.raw("CREATED", local_to_ical_value(created), _conv_params(obj, "created"))
         if rid is not None:
             rt = rid_time or t
             rparams: dict[str, Any] = dict(rt.params)
@@ -418,23 +417,23 @@ class _ObjWriter:
         if kind == "VTODO":
             due = obj.get("due")
             if isinstance(due, str):
-                w.raw("DUE", t.value(due), t.params)
+                w.raw("DUE", t.value(due), _merge(t.params, _conv_params(obj, "due")))
             est = obj.get("estimatedDuration")
             if isinstance(est, str):
-                w.raw("ESTIMATED-DURATION", est)
+                w.raw("ESTIMATED-DURATION", est, _conv_params(obj, "estimatedDuration"))
             pc = obj.get("percentComplete")
             if isinstance(pc, int):
-                w.raw("PERCENT-COMPLETE", str(pc))
+                w.raw("PERCENT-COMPLETE", str(pc), _conv_params(obj, "percentComplete"))
             prog = obj.get("progress")
             if isinstance(prog, str):
                 status = T.TASK_PROGRESS_REV.get(prog)
                 if status:
-                    w.raw("STATUS", status)
+                    w.raw("STATUS", status, _conv_params(obj, "progress"))
                 else:
                     _json_prop(w, "progress", prog)
             pu = obj.get("progressUpdated")
             if isinstance(pu, str):
-                w.raw("COMPLETED", local_to_ical_value(pu))
+                w.raw("COMPLETED", local_to_ical_value(pu), _conv_params(obj, "progressUpdated"))
         # recurrence (RFC 8984 §4.3)
         if rid_time is None:  # a master, or an orphan instance standing in for one
             self.recurrence(obj, t, where)
@@ -563,31 +562,31 @@ class _ObjWriter:
             w.texts("CATEGORIES", [str(k) for k, v in kw.items() if v])
         color = obj.get("color")
         if isinstance(color, str):
-            w.text("COLOR", color)
+            w.text("COLOR", color, _conv_params(obj, "color"))
         priv = obj.get("privacy")
         if isinstance(priv, str):
             if priv in T.CLASS_REV:
-                w.raw("CLASS", T.CLASS_REV[priv])
+                w.raw("CLASS", T.CLASS_REV[priv], _conv_params(obj, "privacy"))
             else:
                 _json_prop(w, "privacy", priv)
         fb = obj.get("freeBusyStatus")
         if isinstance(fb, str):
             if fb in T.TRANSP_REV:
-                w.raw("TRANSP", T.TRANSP_REV[fb])
+                w.raw("TRANSP", T.TRANSP_REV[fb], _conv_params(obj, "freeBusyStatus"))
             else:
                 _json_prop(w, "freeBusyStatus", fb)
         status = obj.get("status")
         if kind == "VEVENT" and isinstance(status, str):
             if status in T.EVENT_STATUS_REV:
-                w.raw("STATUS", T.EVENT_STATUS_REV[status])
+                w.raw("STATUS", T.EVENT_STATUS_REV[status], _conv_params(obj, "status"))
             else:
                 _json_prop(w, "status", status)
         prio = obj.get("priority")
         if isinstance(prio, int) and prio:
-            w.raw("PRIORITY", str(prio))
+            w.raw("PRIORITY", str(prio), _conv_params(obj, "priority"))
         seq = obj.get("sequence")
         if isinstance(seq, int):
-            w.raw("SEQUENCE", str(seq))
+            w.raw("SEQUENCE", str(seq), _conv_params(obj, "sequence"))
 
     def people(self, obj: dict[str, Any]) -> None:
         w = self.w
