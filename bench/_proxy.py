@@ -122,6 +122,9 @@ class Proxy:
         self.upstream_host = upstream_host
         self.upstream_port = upstream_port
         self.counts = Counts()
+        # Handlers of idle keep-alive or streaming connections wait for a long time; holding
+        # them here keeps them from being collected while pending.
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def control(self, head: bytes, writer: asyncio.StreamWriter) -> None:
         path = head.split(b" ", 2)[1]
@@ -137,6 +140,9 @@ class Proxy:
 
     async def handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
         try:
             while True:
                 try:
@@ -178,6 +184,8 @@ class Proxy:
                 upstream[1].close()
             with contextlib.suppress(Exception):
                 cwriter.close()
+            if task is not None:
+                self.tasks.discard(task)
 
 
 async def serve(upstream: str, port: int) -> None:
