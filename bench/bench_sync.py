@@ -315,6 +315,7 @@ def changed_sync(
     ws: Workspace, proxy: Proxy, jmap: BareJmap, repeat: int, changes: int
 ) -> dict[str, Result]:
     """Each repetition changes ``changes`` events on the server, then runs the three columns."""
+    changes = min(changes, len(ws.acc.ids))
     since = [""]
 
     def change(rep: int) -> None:
@@ -332,10 +333,16 @@ def changed_sync(
         return s
 
     def vd(_rep: int) -> Sample:
-        return run_vdirsyncer(ws, proxy, discover=False)
+        s = run_vdirsyncer(ws, proxy, discover=False)
+        if s.detail != f"{changes} item(s) copied":
+            raise RuntimeError(f"vdirsyncer: expected {changes} copied, got {s.detail!r}")
+        return s
 
     def fl(_rep: int) -> Sample:
-        return run_floor(ws, proxy, "changes", since[0])
+        s = run_floor(ws, proxy, "changes", since[0])
+        if s.detail != f"{changes} event(s)":
+            raise RuntimeError(f"floor: expected {changes} events, got {s.detail!r}")
+        return s
 
     return interleaved(repeat, {"jmapsyncd": jm, "vdirsyncer": vd, "floor": fl})
 
