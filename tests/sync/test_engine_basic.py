@@ -341,3 +341,31 @@ def test_a_removed_calendar_folder_is_downloaded_again_not_deleted_on_the_server
         assert w.local_summaries(cal) == {"a": "a", "b": "b"}
         assert w.server_titles(cal) == {"a": "a", "b": "b"}
         assert w.sync_clean().changed == 0
+
+
+def test_an_uploaded_event_deleted_on_the_server_before_the_next_pass_is_deleted_locally(
+    world: World,
+) -> None:
+    # The change feed from before our create may leave out an id created and destroyed
+    # since (RFC 8620 §5.2); the file must go all the same.
+    cal = world.server.default_calendar()
+    world.sync_clean()
+    world.write_uid(cal, "short-lived", ics_event("short-lived", "Short-lived"))
+    assert world.sync_clean().uploaded == 1
+    world.server.destroy_event(world.server_event_id("short-lived"))
+    report = world.sync_clean()
+    assert report.deleted_local == 1
+    assert world.local_summaries(cal) == {}
+    assert world.server_titles(cal) == {}
+
+
+def test_an_uploaded_event_edited_on_the_server_before_the_next_pass_is_downloaded(
+    world: World,
+) -> None:
+    cal = world.server.default_calendar()
+    world.sync_clean()
+    world.write_uid(cal, "fresh", ics_event("fresh", "Fresh"))
+    world.sync_clean()
+    world.server.update_event(world.server_event_id("fresh"), {"title": "Fresh, edited"})
+    assert world.sync_clean().downloaded == 1
+    assert world.local_summaries(cal) == {"fresh": "Fresh, edited"}

@@ -283,6 +283,11 @@ class SyncEngine:
         #: set from another thread to end a pass between two items
         self.stop_requested = threading.Event()
         self._closers: list[Callable[[], None]] = []
+        # per pass: the (account, type) whose token is in use, whether the server was written
+        # to, and the state our writes lead to while nobody else's come between
+        self._pass_token: tuple[str, str] = ("", "")
+        self._wrote = False
+        self._chain: str | None = None
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Run ``closer`` (e.g. closing the client or the database) in :meth:`close`."""
@@ -379,6 +384,8 @@ class SyncEngine:
         by_jmap = {row.jmap_id: row for row in collections}
 
         token = self.db.get_token(account, kind.token_type)
+        self._pass_token = (account, kind.token_type)
+        self._wrote = False
         changes: ChangeSet | None = None
         if token is not None and not relisted:
             try:
@@ -396,6 +403,7 @@ class SyncEngine:
             objects = kind.get(wanted) if wanted else []
             new_state = changes.new_state
 
+        self._chain = new_state
         per_collection: dict[str, dict[str, dict[str, Any]]] = {j: {} for j in by_jmap}
         for obj in objects:
             jmap_id = obj.get("id")
@@ -445,8 +453,28 @@ class SyncEngine:
             # the next pass fetch it again instead of taking the stale status for the truth.
             log.info("%s: keeping the old state so failed items are seen again", kind.token_type)
             return
-        # Every change the state covers is applied: keep it.
-        self.db.set_token(account, kind.token_type, new_state)
+        # Every change the state covers is applied: keep it. When our own writes followed on
+        # from it with nobody else's in between, keep the state after them: a change feed
+        # from before them would lose an object we created that is destroyed before the next
+        # pass (RFC 8620 §5.2 lets a server drop an id created and destroyed since the state).
+        self.db.set_token(account, kind.token_type, self._chain or new_state)
+
+    def _set(self, kind: _Kind, **changes: Any) -> SetResult:
+        """``kind.set``, following the state from one of our writes to the next.
+
+        Before the first write of a pass the stored token is dropped: after a crash past this
+        point the next pass lists everything, since a change feed from the old token could
+        miss an object we created that was destroyed since.
+        """
+        if not self._wrote:
+            self.db.clear_token(*self._pass_token)
+            self._wrote = True
+        result = kind.set(**changes)
+        if self._chain is not None and result.old_state == self._chain and result.new_state:
+            self._chain = result.new_state
+        else:
+            self._chain = None  # someone else wrote in between: their change must be fetched
+        return result
 
     def _settle_journal(
         self, row: CollectionRow, coll: VdirCollection, fetched: Mapping[str, dict[str, Any]]
@@ -896,7 +924,7 @@ class SyncEngine:
         item = self.db.item_by_jmap_id(row.id, action.jmap_id)
         if item is not None:
             self.db.mark_pending(item.id, ItemState.PENDING_DELETE)
-        result = kind.set(destroy=[action.jmap_id])
+        result = self._set(kind, destroy=[action.jmap_id])
         error = result.not_destroyed.get(action.jmap_id)
         if error is not None and error.error_type != "notFound":
             raise error
@@ -930,7 +958,7 @@ class SyncEngine:
         if row_item is not None:
             self.db.mark_pending(row_item.id, ItemState.PENDING_UPDATE, item.hash)
         if patch:
-            result = kind.set(update={jmap_id: patch})
+            result = self._set(kind, update={jmap_id: patch})
             error = result.not_updated.get(jmap_id)
             if error is not None:
                 raise error
@@ -983,7 +1011,7 @@ class SyncEngine:
             journal[key] = (pending.id, item, href, etag)
         if not creates:
             return
-        result = kind.set(create=creates)
+        result = self._set(kind, create=creates)
         created_ids = {key: str(v["id"]) for key, v in result.created.items() if "id" in v}
         current = {o["id"]: o for o in kind.get(sorted(created_ids.values())) if "id" in o}
         again: list[tuple[str, str, str | None]] = []
