@@ -296,10 +296,13 @@ class ProxyFault:
     path: str | None = None
     method: str | None = None  # only requests with this HTTP method, e.g. "POST"
     after: int = 0  # let this many matching requests through first
+    call: str | None = None  # only requests whose body holds this, e.g. '"CalendarEvent/set"'
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.path is None or path.startswith(self.path)) and (
-            self.method is None or method == self.method
+    def matches(self, method: str, path: str, body: bytes = b"") -> bool:
+        return (
+            (self.path is None or path.startswith(self.path))
+            and (self.method is None or method == self.method)
+            and (self.call is None or self.call.encode() in body)
         )
 
 
@@ -399,12 +402,12 @@ class FaultProxy:
                 self._threads.append(thread)
             thread.start()
 
-    def _take(self, method: str, path: str) -> ProxyFault | None:
+    def _take(self, method: str, path: str, body: bytes) -> ProxyFault | None:
         with self._lock:
-            if self.always is not None and self.always.matches(method, path):
+            if self.always is not None and self.always.matches(method, path, body):
                 return self.always
             for fault in self.faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, body):
                     if fault.after > 0:
                         fault.after -= 1
                         continue
@@ -429,7 +432,7 @@ class FaultProxy:
             head, body, method, path = request
             with self._lock:
                 self.requests.append((time.monotonic(), method, path))
-            fault = self._take(method, path)
+            fault = self._take(method, path, body)
             if fault is None:
                 self._forward(conn, head, body, truncate=False)
             elif fault.kind == "reset":

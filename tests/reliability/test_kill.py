@@ -162,6 +162,11 @@ def _kill_rounds(box: Box, client: JMAPClient, calendar: str, loops: int) -> dic
 
     want = Counter(model.expected.values())
     on_server = server_titles(client)
+    if _only_stale_conflict_copies(model, want, on_server, box.local_summaries()):
+        pytest.xfail(
+            "known bug, pinned by test_lost_answers.py: an update applied by the server whose "
+            "answer was lost to the kill, then a newer local edit, ends as a spurious conflict"
+        )
     assert on_server == want, (
         f"server: missing {sorted((want - on_server).elements())[:10]}, "
         f"extra {sorted((on_server - want).elements())[:10]}"
@@ -179,6 +184,26 @@ def _kill_rounds(box: Box, client: JMAPClient, calendar: str, loops: int) -> dic
     assert [c["conflicts"] for c in status["collections"]] == [[]]
     assert status["collections"][0]["items"] == len(want)
     return {"kills": landed, "finished": finished, "rounds": rounds, "items": len(want)}
+
+
+def _only_stale_conflict_copies(
+    model: Model, want: Counter[str], on_server: Counter[str], local: Counter[str]
+) -> bool:
+    """True if the only difference is older versions kept beside the newest (keep-both).
+
+    That is the signature of the spurious conflict of ``test_lost_answers.py``: nothing is
+    missing, both sides agree, and every extra title is an older version of an expected event.
+    """
+    if on_server == want or on_server != local or +(want - on_server):
+        return False
+    for title in (on_server - want).elements():
+        uid, _sep, version = title.rpartition(" v")
+        current = model.expected.get(uid, "")
+        if not version.isdigit() or not current.startswith(f"{uid} v"):
+            return False
+        if int(version) >= int(current.rsplit(" v", 1)[1]):
+            return False
+    return True
 
 
 def _report(name: str, counts: dict[str, int]) -> None:

@@ -190,6 +190,7 @@ SYNC_FAULTS = [
     ("503", ProxyFault("status", 503, method="POST"), 4, "HTTP 503"),
     ("503-retry-after", ProxyFault("status", 503, retry_after="120", method="POST"), 4, "503"),
     ("503-session", ProxyFault("status", 503, method="GET"), 4, "HTTP 503"),
+    ("429-retry-after", ProxyFault("status", 429, retry_after="30", method="POST"), 4, "429"),
     ("503-mid-pass", ProxyFault("status", 503, method="POST", after=3), 4, "HTTP 503"),
     ("reset", ProxyFault("reset", method="POST"), 4, "cannot reach"),
     ("reset-session", ProxyFault("reset", method="GET"), 4, "cannot reach"),
@@ -229,6 +230,7 @@ def test_sync_fault_exits_with_reason_and_loses_nothing(
     assert words in _one_line(failed.stderr)
     rig.local_edits_intact()
     assert rig.proxy.faults == [], "the fault was never reached"
+    rig.box.write_config()  # the usual timeout again
     # The server is fine again: one pass brings everything across, a second finds nothing.
     rig.box.sync_ok()
     assert rig.box.sync_here().changed == 0
@@ -370,6 +372,7 @@ def test_daemon_backs_off_keeps_edits_and_recovers(rig: Rig, fault: str) -> None
         rig.proxy.always = None
         rig.proxy.up()
         wait_for(rig.converged, 60, "the daemon to catch up after the outage")
+    print(f"backoff {fault}: {sent} requests in {window}s, bound {_bound(window, SHORT)}")
     if fault != "down":
         assert 2 <= sent <= _bound(window, SHORT), f"{sent} requests in {window}s"
     rig.check_converged()
@@ -388,6 +391,7 @@ def test_daemon_honours_retry_after(rig: Rig) -> None:
         sent = rig.proxy.count(since=start)
         rig.proxy.always = None
         wait_for(rig.converged, 60, "the daemon to catch up after Retry-After")
+    print(f"retry-after 1.5: {sent} requests in {window}s")
     # An attempt, then at most one every 1.5 s; a few requests each.
     assert 1 <= sent <= (1 + int(window / 1.5) + 1) * 3, f"{sent} requests in {window}s"
     rig.check_converged()
@@ -407,6 +411,7 @@ def test_daemon_stops_on_refused_credentials(
         wait_for(lambda: "exit" in result, 30, "the daemon to stop")
         time.sleep(SHORT.cap)  # a retry storm would show here
     assert result["exit"] == 3
+    print(f"daemon {code}: {rig.proxy.count(since=start)} requests")
     assert rig.proxy.count(since=start) <= 3
     assert any("refused our credentials" in r.getMessage() for r in caplog.records)
 
