@@ -242,9 +242,14 @@ class _Conv:
         def keep_params(p: Prop, pointer: str, known: set[str], name: str | None = None) -> None:
             extra = {k: v for k, v in p.params.items() if k not in known}
             if extra:
-                conv_params[pointer] = {"parameters": _jcal_params(extra)}
+                # merged: two properties can meet in one place (an address listed twice)
+                entry = conv_params.setdefault(pointer, {})
+                entry.setdefault("parameters", {}).update(_jcal_params(extra))
             if name:
                 conv_params.setdefault(pointer, {})["name"] = name
+
+        if uidp is not None:
+            keep_params(uidp, "uid", set())
 
         # time (RFC 8984 §5.1.1, §5.1.2, §5.2.1, §5.2.2)
         start = comp.get("DTSTART")
@@ -288,6 +293,7 @@ class _Conv:
         elif dur is not None and kind == "Event":
             used.add(id(dur))
             obj["duration"] = normalize_duration(dur.value, where + " DURATION")
+            keep_params(dur, "duration", set())
         if kind == "Task":
             due = comp.get("DUE")
             if due is not None:
@@ -320,6 +326,10 @@ class _Conv:
                     unmapped.append(jcal_prop(p))
             comp = Comp(comp.name, [p for p in comp.props if p.name not in _RECUR], comp.subs)
         rules = [self.rule(p, zone, is_date, where) for p in comp.all("RRULE")]
+        for i, p in enumerate(comp.all("RRULE")):
+            keep_params(p, f"recurrenceRules/{i}", set())
+        for i, p in enumerate(comp.all("EXRULE")):
+            keep_params(p, f"excludedRecurrenceRules/{i}", set())
         if rules:
             obj["recurrenceRules"] = rules
         exrules = [self.rule(p, zone, is_date, where) for p in comp.all("EXRULE")]
@@ -380,6 +390,8 @@ class _Conv:
                 words = [w for w in split_text_list(p.value) if w]
                 if not words:
                     unmapped.append(jcal_prop(p))
+                else:
+                    keep_params(p, "keywords", set())
                 for word in words:
                     obj.setdefault("keywords", {})[word] = True
             elif n == "COLOR":
@@ -453,6 +465,7 @@ class _Conv:
                 entry = obj.setdefault("relatedTo", {}).setdefault(
                     ruid, {"@type": "Relation", "relation": {}}
                 )
+                keep_params(p, f"relatedTo/{ruid}", {"RELTYPE"})
                 if rel is not None:
                     entry["relation"][rel] = True
                 else:
@@ -713,6 +726,7 @@ class _Conv:
             if target is None or "coordinates" in target:
                 target = locs.setdefault("geo", {"@type": "Location"})
             target["coordinates"] = f"geo:{lat.strip()},{lon.strip()}"
+            keep(geo, "geo", set())
         if locs:
             obj["locations"] = locs
         vlocs: dict[str, Any] = {}

@@ -378,7 +378,7 @@ class _ObjWriter:
     ) -> None:
         w = self.w
         w.begin(kind)
-        w.text("UID", str(obj["uid"]))
+        w.text("UID", str(obj["uid"]), _conv_params(obj, "uid"))
         vendor = obj.get(VENDOR) if isinstance(obj.get(VENDOR), dict) else {}
         assert isinstance(vendor, dict)
         unmapped: list[Any] = [p for p in vendor.get("properties") or [] if isinstance(p, list)]
@@ -515,11 +515,12 @@ class _ObjWriter:
             single = obj.get("recurrenceRule")
             rules = [single] if isinstance(single, dict) else []
         rrules = [self.rrule(r, t, where) for r in rules if isinstance(r, dict)]
-        for r in rrules:
-            w.raw("RRULE", r)
-        for r in obj.get("excludedRecurrenceRules") or []:
-            if isinstance(r, dict):
-                w.raw("EXRULE", self.rrule(r, t, where))
+        for i, r in enumerate(rrules):
+            w.raw("RRULE", r, _conv_params(obj, f"recurrenceRules/{i}"))
+        for i, x in enumerate(obj.get("excludedRecurrenceRules") or []):
+            if isinstance(x, dict):
+                extra = _conv_params(obj, f"excludedRecurrenceRules/{i}")
+                w.raw("EXRULE", self.rrule(x, t, where), extra)
         overrides = obj.get("recurrenceOverrides")
         if not isinstance(overrides, dict) or not overrides:
             return
@@ -559,7 +560,9 @@ class _ObjWriter:
         w = self.w
         kw = obj.get("keywords")
         if isinstance(kw, dict) and kw:
-            w.texts("CATEGORIES", [str(k) for k, v in kw.items() if v])
+            w.texts(
+                "CATEGORIES", [str(k) for k, v in kw.items() if v], _conv_params(obj, "keywords")
+            )
         color = obj.get("color")
         if isinstance(color, str):
             w.text("COLOR", color, _conv_params(obj, "color"))
@@ -717,21 +720,34 @@ class _ObjWriter:
                     continue  # expressed by DTEND's TZID
                 name = loc.get("name")
                 coords = loc.get("coordinates")
-                if isinstance(name, str) and loc_n == 0:
+                if isinstance(name, str):
+                    # several LOCATIONs are not RFC 5545, but they are what we read
                     loc_n += 1
                     params: dict[str, Any] = {}
                     links = loc.get("links")
-                    if isinstance(links, dict) and len(links) == 1:
-                        link = next(iter(links.values()))
-                        if isinstance(link, dict) and isinstance(link.get("href"), str):
-                            params["ALTREP"] = link["href"]
-                    if lid != "1":
+                    link = links.get("1") if isinstance(links, dict) and len(links) == 1 else None
+                    altrep = (
+                        isinstance(link, dict)
+                        and set(link) <= {"@type", "href"}
+                        and isinstance(link.get("href"), str)
+                    )
+                    if altrep:
+                        assert isinstance(link, dict)
+                        params["ALTREP"] = link["href"]
+                    if lid != str(loc_n):
                         params["X-JMAP-ID"] = lid
                     w.text("LOCATION", name, _merge(params, _conv_params(obj, f"locations/{lid}")))
                     if isinstance(coords, str) and coords.startswith("geo:") and not geo_done:
                         geo_done = True
-                        w.raw("GEO", _geo(coords))
-                    rest = set(loc) - {"@type", "name", "coordinates", "links"}
+                        w.raw("GEO", _geo(coords), _conv_params(obj, "geo"))
+                    elif coords is not None:
+                        _json_prop(w, f"locations/{lid}/coordinates", coords)
+                    rest = set(loc) - {
+                        "@type",
+                        "name",
+                        "coordinates",
+                        *(["links"] if altrep else []),
+                    }
                     for k in rest:
                         _json_prop(w, f"locations/{lid}/{k}", loc[k])
                 elif (
@@ -742,7 +758,7 @@ class _ObjWriter:
                     and not geo_done
                 ):
                     geo_done = True
-                    w.raw("GEO", _geo(coords))
+                    w.raw("GEO", _geo(coords), _conv_params(obj, "geo"))
                 else:
                     _json_prop(w, f"locations/{lid}", raw_loc)
         vlocs = obj.get("virtualLocations")
@@ -771,7 +787,6 @@ class _ObjWriter:
         links = obj.get("links")
         if isinstance(links, dict):
             n = 0
-            url_done = False
             ordered = sorted(
                 links.items(),
                 key=lambda kv: (
@@ -789,12 +804,8 @@ class _ObjWriter:
                 n += 1
                 extra = _conv_params(obj, f"links/{lid}")
                 idp = {"X-JMAP-ID": str(lid)} if str(lid) != str(n) else {}
-                if (
-                    link.get("rel") == "describedby"
-                    and not url_done
-                    and set(link) <= {"@type", "href", "rel"}
-                ):
-                    url_done = True
+                if link.get("rel") == "describedby" and set(link) <= {"@type", "href", "rel"}:
+                    # several URLs are not RFC 5545, but they are what we read
                     w.raw("URL", href, _merge(idp, extra))
                     continue
                 params = dict(idp)
@@ -830,12 +841,13 @@ class _ObjWriter:
             if isinstance(r, dict) and isinstance(r.get("relation"), dict):
                 types = [k for k, v in r["relation"].items() if v]
             if not types:
-                self.w.text("RELATED-TO", str(ruid))
+                self.w.text("RELATED-TO", str(ruid), _conv_params(obj, f"relatedTo/{ruid}"))
                 continue
             for ty in types:
                 reltype = T.RELTYPE_REV.get(ty, ty.upper())
                 params = {} if reltype == "PARENT" else {"RELTYPE": reltype}
-                self.w.text("RELATED-TO", str(ruid), params)
+                extra = _conv_params(obj, f"relatedTo/{ruid}")
+                self.w.text("RELATED-TO", str(ruid), _merge(params, extra))
 
     def alert(self, aid: str, index: int, alert: dict[str, Any], text: str) -> None:
         """Alert → VALARM; ``text`` fills the DESCRIPTION/SUMMARY RFC 5545 §3.6.6 requires.
