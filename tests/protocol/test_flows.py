@@ -274,6 +274,25 @@ class TestQuery:
         assert state.dialect is not None
         assert not state.dialect.query_position_works
 
+    def test_position_honoured_but_answered_as_zero_keeps_paging(self) -> None:
+        # Regression: Cyrus 3.10 pages correctly but always answers "position": 0; taking that
+        # for Cyrus 3.6's ignored position fetched the whole listing a second time.
+        state = state_for("ietf", limits={"maxObjectsInGet": 2})
+        all_ids = ["a", "b", "c", "d", "e"]
+
+        def handler(name: str, args: dict[str, Any]) -> Reply:
+            if name == "CalendarEvent/query":
+                pos = args.get("position", 0)
+                page = all_ids[pos : pos + args["limit"]]
+                return {"ids": page, "position": 0, "total": len(all_ids), "queryState": "q"}
+            return {"state": "s", "list": []}
+
+        (_, ids, _), sent = run(flows.query_events(state, fetch=False), jmap(handler))
+        assert ids == all_ids
+        assert len(sent) == 3
+        assert state.dialect is not None
+        assert state.dialect.query_position_works
+
     def test_unsupported_in_calendars_filter_switches_to_in_calendar(self) -> None:
         state = state_for("ietf")
         filters: list[dict[str, Any]] = []

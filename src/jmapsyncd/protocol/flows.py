@@ -671,6 +671,7 @@ def query(
     position = 0
     learned = False
     query_state: str | None = None
+    seen: set[str] = set()
     while True:
         dialect = state.dialect
         cond = make_filter(dialect)
@@ -706,12 +707,16 @@ def query(
         answered_position = qres.get("position")
         total = qres.get("total")
         total = total if isinstance(total, int) else None
-        if position and answered_position != position:
+        # Cyrus 3.10 honours position but always answers 0, so the answer alone proves
+        # nothing: position was ignored only if the page repeats ids we already have (3.6).
+        repeated = bool(page_ids) and page_ids[0] in seen
+        if position and answered_position != position and (repeated or not page_ids):
             # The server ignored position (Cyrus 3.6): ask for everything at once instead.
             if dialect is not None:
                 state.dialect = dialect.learn(query_position_works=False)
             return (yield from _query_all_at_once(state, kind, args, total, fetch))
         ids.extend(page_ids)
+        seen.update(page_ids)
         if gcall is not None:
             gres = response.result(gcall)
             objects.extend(kind.normalise(o) for o in obj_list(gres, "list", url=url))
