@@ -647,15 +647,23 @@ def test_a_server_event_that_cannot_be_written_is_reported_on_every_pass(
     w.sync_clean()
     srv.store.add_event(cal, {**jscal_event("broken", "Broken"), "start": "not a date"})
     srv.store.add_event(cal, jscal_event("fine", "Fine"))
-    for _ in range(3):
+    tokens = []
+    for n in range(3):
+        # local edits meanwhile must not turn the passes into full listings
+        w.write_uid(cal, "local", ics_event("local", f"local {n}"))
         report = w.sync()
         assert any(href_for_uid("broken") in e for e in report.errors), report.errors
         assert any(href_for_uid("broken") in e.message for e in w.db.errors())
-    assert w.local_summaries(cal) == {"fine": "Fine"}
+        assert report.full is False
+        tokens.append(_token(w))
+    # the object is refused until it changes: it does not hold the state back
+    assert None not in tokens
+    assert len(set(tokens)) == 3
+    assert w.local_summaries(cal) == {"fine": "Fine", "local": "local 2"}
     # once the server fixes it, it arrives
     srv.store.update_event(w.server_event_id("broken"), {"start": "2026-01-05T10:00:00"})
     w.sync_clean()
-    assert w.local_summaries(cal) == {"broken": "Broken", "fine": "Fine"}
+    assert w.local_summaries(cal) == {"broken": "Broken", "fine": "Fine", "local": "local 2"}
 
 
 def test_control_characters_in_a_server_title_do_not_reach_the_file(

@@ -288,6 +288,8 @@ class SyncEngine:
         self._pass_token: tuple[str, str] = ("", "")
         self._wrote = False
         self._chain: str | None = None
+        #: (collection row, JMAP id) -> why the server object could not be written here
+        self._unwritable: dict[tuple[int, str], str] = {}
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Run ``closer`` (e.g. closing the client or the database) in :meth:`close`."""
@@ -435,6 +437,7 @@ class SyncEngine:
                     ),
                 )
             local = self._local_view(row, coll, status, report)
+            self._report_unwritable(row, fetched, changes, report)
             actions = plan(server, local, status, self.policy)
             plans.append((row, coll, fetched, actions))
 
@@ -458,6 +461,27 @@ class SyncEngine:
         # from before them would lose an object we created that is destroyed before the next
         # pass (RFC 8620 §5.2 lets a server drop an id created and destroyed since the state).
         self.db.set_token(account, kind.token_type, self._chain or new_state)
+
+    def _report_unwritable(
+        self,
+        row: CollectionRow,
+        fetched: Mapping[str, Any],
+        changes: ChangeSet | None,
+        report: SyncReport,
+    ) -> None:
+        """Report again the server objects of this collection that could not be written.
+
+        One that changed (or a full listing) is tried again by this pass instead.
+        """
+        for key, message in list(self._unwritable.items()):
+            collection_id, jmap_id = key
+            if collection_id != row.id:
+                continue
+            if changes is None or jmap_id in fetched or jmap_id in changes.destroyed:
+                del self._unwritable[key]
+                continue
+            self.db.record_error(message, collection_id=row.id, jmap_id=jmap_id)
+            report.errors.append(message)
 
     def _set(self, kind: _Kind, **changes: Any) -> SetResult:
         """``kind.set``, following the state from one of our writes to the next.
@@ -858,10 +882,15 @@ class SyncEngine:
             except (PreconditionFailed, JMAPSetError, ConversionError, StoreError) as exc:
                 # One item's trouble must not stop the others; the next pass looks again. A
                 # local file is scanned again anyway, but a server change is only seen again
-                # if the state token stays where it was.
-                if isinstance(action, _FROM_SERVER):
-                    complete = False
+                # if the state token stays where it was. An object the converter refuses is
+                # refused again until it changes: remember it instead of fetching it again.
                 message = f"{coll.name}/{getattr(action, 'href', '?')}: {exc}"
+                if isinstance(exc, ConversionError) and isinstance(
+                    action, (DownloadNew, DownloadUpdate)
+                ):
+                    self._unwritable[(row.id, action.jmap_id)] = message
+                elif isinstance(action, _FROM_SERVER):
+                    complete = False
                 log.warning(message)
                 self.db.record_error(
                     message, collection_id=row.id, href=getattr(action, "href", None)
