@@ -349,8 +349,8 @@ class Convergence(RuleBasedStateMachine):
         target = self.other if source == self.cal else self.cal
         uid = data.draw(st.sampled_from(sorted(self._local(source))))
         name, _ = self._local(source)[uid]
-        if uid in self._local(target):
-            return
+        if uid in self._local(target) or (self.folder_of(target) / name).exists():
+            return  # one UID per calendar; and mv would replace a file of the same name
         (self.folder_of(source) / name).rename(self.folder_of(target) / name)
         self._note_move("local", uid)
 
