@@ -279,18 +279,18 @@ class Daemon:
     def _start_push(self) -> None:
         # On the worker thread, after the first good pass: the session is known by then.
         if self._make_push is None or self._engine is None:
-            log.info("push is off; polling every %ss", self.pull_interval)
+            log.info("push is off; polling every %gs", self.pull_interval)
             self._write_status()
             return
         try:
             session = self._engine.client.get_session()
             listener = self._make_push(session, self._remote_change, self._on_push_status)
         except Exception as exc:  # push is an optimisation: polling still works
-            log.warning("push: cannot start (%s); polling every %ss", exc, self.pull_interval)
+            log.warning("push: cannot start (%s); polling every %gs", exc, self.pull_interval)
             self._write_status()
             return
         if listener is None:
-            log.info("server offers no push; polling every %ss", self.pull_interval)
+            log.info("server offers no push; polling every %gs", self.pull_interval)
             self._write_status()
             return
         self._push = listener
@@ -313,7 +313,7 @@ class Daemon:
             was_covered = previous is not None and previous.covers_changes
             if status.covers_changes and not was_covered:
                 log.info(
-                    "push active via EventSource; scheduled pull every %ss as a safety net",
+                    "push active via EventSource; scheduled pull every %gs as a safety net",
                     self.push_pull_interval,
                 )
                 self._set_pull_interval(self.push_pull_interval)
@@ -322,7 +322,7 @@ class Daemon:
                     previous is None or previous.state is not PushState.UNAVAILABLE
                 ):
                     log.warning(
-                        "%s (%s); polling every %ss",
+                        "%s (%s); polling every %gs",
                         "push is off"
                         if "credentials" in status.detail
                         else "server offers no push",
@@ -331,7 +331,7 @@ class Daemon:
                     )
                 elif was_covered:
                     log.warning(
-                        "push is not working (%s); polling every %ss",
+                        "push is not working (%s); polling every %gs",
                         status.detail or status.state.value,
                         self.pull_interval,
                     )
