@@ -18,6 +18,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.fakeserver import FakeJMAPServer
 from tests.reliability.conftest import Box, fake_account, jscal_event, tree_snapshot
 
@@ -97,6 +99,7 @@ def test_hostile_ids_uids_and_names_stay_inside_the_vdir(tmp_path: Path) -> None
         box.write_config()
         before = tree_snapshot(tmp_path)
         first = box.run("sync")
+        status_after_first = "\n".join(box.status_errors())
         second = box.run("sync")
         after = tree_snapshot(tmp_path)
         with srv.store.lock:
@@ -125,10 +128,9 @@ def test_hostile_ids_uids_and_names_stay_inside_the_vdir(tmp_path: Path) -> None
     assert "0 deleted on the server" in first.stdout
     assert "0 deleted on the server" in second.stdout
 
-    status_errors = "\n".join(box.status_errors())
     for uid in unusable:
         assert repr(uid) in first.stderr, f"{uid!r} not reported by sync"
-        assert repr(uid) in status_errors, f"{uid!r} not in status"
+        assert repr(uid) in status_after_first, f"{uid!r} not in status"
     # Unusable UIDs never reach a file.
     for path in box.ics_files():
         text = path.read_text(encoding="utf-8")
@@ -159,3 +161,30 @@ def test_hostile_names_never_reach_a_file_name_or_escape_the_displayname(tmp_pat
         if (f / "displayname").exists()
     )
     assert names["multi\nline\nname"] <= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "sync/engine.py keeps the server objects it could not write in SyncEngine._unwritable, "
+        "in memory only: the next `jmapsyncd sync` process neither reports them nor shows them "
+        "in status (the token moved past them), so the problem vanishes from view"
+    ),
+)
+def test_an_unwritable_server_event_is_still_reported_by_the_next_sync_process(
+    tmp_path: Path,
+) -> None:
+    with FakeJMAPServer(dialect="ietf") as srv:
+        cal = srv.store.default_calendar_id
+        srv.store.add_event(cal, {**jscal_event("x", "bad"), "uid": "nul\x00uid"})
+        srv.store.add_event(cal, jscal_event("good", "good"))
+        box = Box(fake_account(srv), tmp_path / "home")
+        box.home.mkdir()
+        box.write_config()
+        first = box.run("sync")
+        second = box.run("sync")
+    assert first.returncode == 0
+    assert second.returncode == 0
+    assert "unusable UID" in first.stderr
+    assert any("unusable UID" in e for e in box.status_errors()), "gone from status"
+    assert "unusable UID" in second.stderr, "not reported by the second pass"

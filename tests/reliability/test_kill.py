@@ -112,7 +112,9 @@ def _orphans(box: Box, server_ids: set[str]) -> list[str]:
     return problems
 
 
-def _kill_rounds(box: Box, client: JMAPClient, calendar: str, loops: int) -> dict[str, int]:
+def _kill_rounds(
+    box: Box, client: JMAPClient, calendar: str, loops: int, command: str = "sync"
+) -> dict[str, int]:
     model = Model()
     # The seed: a first full download of SEED events, to be killed too.
     creates = {}
@@ -137,7 +139,7 @@ def _kill_rounds(box: Box, client: JMAPClient, calendar: str, loops: int) -> dic
                 _local_work(folder, model, 60 if kind == "push" else 30)
         rounds += 1
         delay = model.rng.uniform(0.3, high)
-        with box.start("sync", log=box.home / "kills.log") as proc:
+        with box.start(command, log=box.home / "kills.log") as proc:
             deadline = time.monotonic() + delay
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -146,6 +148,7 @@ def _kill_rounds(box: Box, client: JMAPClient, calendar: str, loops: int) -> dic
                 proc.wait(timeout=30)
                 landed += 1
             else:
+                assert command == "sync", "jmapsyncd run stopped by itself"
                 assert proc.returncode == 0, (box.home / "kills.log").read_text()[-2000:]
                 finished += 1
                 high = max(0.4, high * 0.8)
@@ -237,3 +240,38 @@ def test_kill9_during_pull_and_push_cyrus310(
         if not calendars:
             calendars = [{"id": client.create_calendar("Calendar")}]
         _report("cyrus-3.10", _kill_rounds(box, client, str(calendars[0]["id"]), loops))
+
+
+@pytest.mark.slow
+def test_kill9_of_the_daemon_fake_server(tmp_path: Path) -> None:
+    """``jmapsyncd run`` killed at random points: its start pass, watcher passes, or idle."""
+    loops = kill_loops(default=5, ci=20)
+    with FakeJMAPServer(dialect="ietf") as srv:
+        box = Box(fake_account(srv), tmp_path / "home")
+        box.home.mkdir()
+        box.write_config()
+        with box.client() as client:
+            calendar = srv.store.default_calendar_id
+            _report("fake run", _kill_rounds(box, client, calendar, loops, command="run"))
+
+
+def test_a_second_process_is_refused_while_the_daemon_runs(tmp_path: Path) -> None:
+    with FakeJMAPServer(dialect="ietf") as srv:
+        box = Box(fake_account(srv), tmp_path / "home")
+        box.home.mkdir()
+        box.write_config()
+        log = box.home / "run.log"
+        with box.start("run", log=log) as proc:
+            deadline = time.monotonic() + 60
+            while "jmapsyncd running" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "jmapsyncd running" in log.read_text()
+            for command in ("sync", "run"):
+                second = box.run(command)
+                assert second.returncode == 1, second.stderr
+                lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+                assert len(lines) == 1, second.stderr
+                assert "another jmapsyncd is using" in lines[0]
+            assert box.run("status").returncode == 0  # reading is fine meanwhile
+            proc.terminate()
+            assert proc.wait(timeout=60) == 0
