@@ -218,3 +218,17 @@ def test_patch_diff_then_apply_gives_the_target(a: dict[str, Any], b: dict[str, 
 
     a, b = strip(a), strip(b)
     assert apply(a, diff(a, b)) == b
+
+
+def test_override_check_stays_cheap_for_fast_rules() -> None:
+    # regression guard: deciding RDATE-or-not must not walk a year of minutely occurrences
+    obj = {
+        "@type": "Event",
+        "uid": "m",
+        "start": "2024-01-01T00:00:00",
+        "recurrenceRules": [{"@type": "RecurrenceRule", "frequency": "minutely"}],
+        "recurrenceOverrides": {"2030-01-01T00:00:00": {"title": "far"}},
+    }
+    out = jscal_to_ical(obj)
+    assert "RDATE" not in out
+    assert "RECURRENCE-ID:20300101T000000\r\n" in out

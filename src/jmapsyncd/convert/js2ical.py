@@ -907,6 +907,9 @@ def _geo(coords: str) -> str:
     return f"{lat};{lon.split(',')[0]}"
 
 
+_FAST_FREQS = ("FREQ=HOURLY", "FREQ=MINUTELY", "FREQ=SECONDLY")
+
+
 class _Occurs:
     """Whether a recurrence id is produced by the RRULEs (else the override is an RDATE)."""
 
@@ -920,6 +923,10 @@ class _Occurs:
     def occurs(self, key: str) -> bool:
         if not self.rrules:
             return False
+        if any(f in r for r in self.rrules for f in _FAST_FREQS):
+            # dateutil walks every occurrence up to the key: far too slow for these; not adding
+            # an RDATE is the choice that never adds an occurrence
+            return True
         if self._set is False:
             return True
         if self._set is None:
