@@ -651,6 +651,8 @@ def test_a_server_event_that_cannot_be_written_is_reported_on_every_pass(
     for n in range(3):
         # local edits meanwhile must not turn the passes into full listings
         w.write_uid(cal, "local", ics_event("local", f"local {n}"))
+        if n == 2:
+            w.restart()  # a new process remembers it as well
         report = w.sync()
         assert any(href_for_uid("broken") in e for e in report.errors), report.errors
         assert any(href_for_uid("broken") in e.message for e in w.db.errors())
@@ -798,3 +800,61 @@ def test_a_crash_after_an_upload_then_a_server_deletion_deletes_the_file(
     w.sync_clean()
     assert w.local_summaries(cal) == {}
     assert srv.store.events == {}
+
+
+@pytest.mark.parametrize("policy", list(ConflictPolicy))
+def test_an_update_applied_with_its_answer_lost_then_edited_again_sends_the_newest(
+    tmp_path: Path, policy: ConflictPolicy
+) -> None:
+    with fake_world(tmp_path, "ietf", policy=policy) as (srv, w):
+        cal = srv.store.default_calendar_id
+        srv.store.add_event(cal, jscal_event("ev", "v1"))
+        w.sync_clean()
+        w.write_uid(cal, "ev", ics_event("ev", "v2"))
+        w.restart()
+        _create_applied_then_crash(w)  # here: the update's answer is lost
+        assert w.server_titles(cal) == {"ev": "v2"}
+        w.write_uid(cal, "ev", ics_event("ev", "v3"))
+        report = w.sync_clean()
+        if policy == ConflictPolicy.KEEP_BOTH:
+            # whether the server holds our v2 or someone else's edit cannot be told once v2
+            # is gone from the file: both are kept
+            assert sorted(_converged(w, cal).values()) == ["v2", "v3"]
+        else:
+            assert report.conflicts == 0
+            assert w.db.conflicts() == []
+            assert _converged(w, cal) == {"ev": "v3"}
+        assert w.sync_clean().changed == 0
+
+
+def test_an_update_applied_with_its_answer_lost_links_on_restart(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    srv, w = fake
+    cal = srv.store.default_calendar_id
+    srv.store.add_event(cal, jscal_event("ev", "v1"))
+    w.sync_clean()
+    w.write_uid(cal, "ev", ics_event("ev", "v2"))
+    w.restart()
+    _create_applied_then_crash(w)
+    report = w.sync_clean()
+    assert report.conflicts == 0
+    assert _converged(w, cal) == {"ev": "v2"}
+    assert w.db.pending_items() == []
+
+
+def test_an_update_whose_answer_was_lost_and_a_foreign_edit_meanwhile_is_a_conflict(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    srv, w = fake
+    cal = srv.store.default_calendar_id
+    srv.store.add_event(cal, jscal_event("ev", "v1"))
+    w.sync_clean()
+    w.write_uid(cal, "ev", ics_event("ev", "v2"))
+    w.restart()
+    _create_applied_then_crash(w)
+    srv.store.update_event(w.server_event_id("ev"), {"title": "theirs"})
+    report = w.sync_clean()
+    # keep-both: nothing is lost, whoever was last
+    assert report.conflicts == 1
+    assert sorted(_converged(w, cal).values()) == ["theirs", "v2"]

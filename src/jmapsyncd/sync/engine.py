@@ -48,7 +48,7 @@ from jmapsyncd.errors import (
 )
 from jmapsyncd.protocol.values import ChangeSet, SetResult
 from jmapsyncd.state import StateDB
-from jmapsyncd.state.rows import CollectionKind, CollectionRow, ItemState
+from jmapsyncd.state.rows import CollectionKind, CollectionRow, ErrorRow, ItemRow, ItemState
 from jmapsyncd.sync.plan import (
     Action,
     Conflict,
@@ -288,8 +288,6 @@ class SyncEngine:
         self._pass_token: tuple[str, str] = ("", "")
         self._wrote = False
         self._chain: str | None = None
-        #: (collection row, JMAP id) -> why the server object could not be written here
-        self._unwritable: dict[tuple[int, str], str] = {}
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Run ``closer`` (e.g. closing the client or the database) in :meth:`close`."""
@@ -436,8 +434,9 @@ class SyncEngine:
                         destroyed=frozenset(changes.destroyed) | moved,
                     ),
                 )
+            unwritable = {e.jmap_id: e for e in self.db.errors(row.id) if e.jmap_id is not None}
             local = self._local_view(row, coll, status, report)
-            self._report_unwritable(row, fetched, changes, report)
+            self._report_unwritable(row, unwritable, fetched, changes, report)
             actions = plan(server, local, status, self.policy)
             plans.append((row, coll, fetched, actions))
 
@@ -465,6 +464,7 @@ class SyncEngine:
     def _report_unwritable(
         self,
         row: CollectionRow,
+        unwritable: Mapping[str, ErrorRow],
         fetched: Mapping[str, Any],
         changes: ChangeSet | None,
         report: SyncReport,
@@ -473,15 +473,13 @@ class SyncEngine:
 
         One that changed (or a full listing) is tried again by this pass instead.
         """
-        for key, message in list(self._unwritable.items()):
-            collection_id, jmap_id = key
-            if collection_id != row.id:
-                continue
+        for jmap_id, error in sorted(unwritable.items()):
             if changes is None or jmap_id in fetched or jmap_id in changes.destroyed:
-                del self._unwritable[key]
                 continue
-            self.db.record_error(message, collection_id=row.id, jmap_id=jmap_id)
-            report.errors.append(message)
+            self.db.record_error(
+                error.message, collection_id=row.id, jmap_id=jmap_id, href=error.href
+            )
+            report.errors.append(error.message)
 
     def _set(self, kind: _Kind, **changes: Any) -> SetResult:
         """``kind.set``, following the state from one of our writes to the next.
@@ -509,9 +507,12 @@ class SyncEngine:
         (or all of them); a create that reached the server made its object, so it is there.
         """
         for item in self.db.pending_items(row.id):
+            if item.status == ItemState.PENDING_UPDATE:
+                self._settle_update(item, coll, fetched)
+                continue
             if item.status != ItemState.PENDING_CREATE:
-                # An update or destroy that may have happened: plain status again. The
-                # planner repeats the call, or sees both sides changed and compares contents.
+                # A destroy that may have happened: plain status again. The planner repeats
+                # it, or forgets the item if it is gone.
                 self.db.settle(item.id)
                 continue
             # The UID is how a create is found again.
@@ -540,6 +541,36 @@ class SyncEngine:
                 # Not what we sent: someone edited it since, which the planner must see.
                 recorded = ""
             self.db.finish_create(item.id, jmap_id=jmap_id, server_hash=recorded)
+
+    def _settle_update(
+        self, item: ItemRow, coll: VdirCollection, fetched: Mapping[str, dict[str, Any]]
+    ) -> None:
+        """Settle an update that may have reached the server before a crash."""
+        obj = fetched.get(item.jmap_id) if item.jmap_id is not None else None
+        if obj is None or server_hash(obj) == item.server_hash:
+            # The server object did not change: the update never arrived; the planner sends
+            # it again.
+            self.db.settle(item.id)
+            return
+        try:
+            current, _ = coll.get(item.href)
+        except StoreError:
+            current = None
+        if current is not None and current.hash == item.pending_hash:
+            # The file is what we sent: the server holds it, or someone else's edit.
+            if same_content(current.text, obj):
+                self.db.settle(item.id, server_hash=server_hash(obj))
+            else:
+                self.db.settle(item.id)
+            return
+        # The file was edited again since, so what we sent is gone and cannot be compared.
+        # keep-both lets the planner see a conflict, which loses nothing either way; the other
+        # policies take it that the update arrived, or they would play our own update against
+        # the newest edit (server-wins would drop that edit).
+        if self.policy == ConflictPolicy.KEEP_BOTH:
+            self.db.settle(item.id)
+        else:
+            self.db.settle(item.id, server_hash=server_hash(obj))
 
     # -- collections -----------------------------------------------------------------------------
 
@@ -883,17 +914,22 @@ class SyncEngine:
                 # One item's trouble must not stop the others; the next pass looks again. A
                 # local file is scanned again anyway, but a server change is only seen again
                 # if the state token stays where it was. An object the converter refuses is
-                # refused again until it changes: remember it instead of fetching it again.
+                # refused again until it changes: its error row (with its JMAP id) remembers it
+                # instead, and is carried from pass to pass until the object changes.
                 message = f"{coll.name}/{getattr(action, 'href', '?')}: {exc}"
+                unwritable: str | None = None
                 if isinstance(exc, ConversionError) and isinstance(
                     action, (DownloadNew, DownloadUpdate)
                 ):
-                    self._unwritable[(row.id, action.jmap_id)] = message
+                    unwritable = action.jmap_id
                 elif isinstance(action, _FROM_SERVER):
                     complete = False
                 log.warning(message)
                 self.db.record_error(
-                    message, collection_id=row.id, href=getattr(action, "href", None)
+                    message,
+                    collection_id=row.id,
+                    jmap_id=unwritable,
+                    href=getattr(action, "href", None),
                 )
                 report.errors.append(message)
         if uploads:
