@@ -218,9 +218,25 @@ class Convergence(RuleBasedStateMachine):
         view = self._local if side == "local" else self._server
         return {(cal, uid, title) for cal in self.cals for uid, (_, title) in view(cal).items()}
 
-    def _note(self, side: str, uid: str, title: str | None, calendar: str = "") -> None:
+    def _note(
+        self,
+        side: str,
+        uid: str,
+        title: str | None,
+        calendar: str = "",
+        replaces: str | None = None,
+    ) -> None:
+        """Remember an edit (``title``) or deletion (None) of ``uid`` made on ``side``.
+
+        ``replaces`` is the title the item had there: an earlier edit with that title is
+        superseded wherever it came from (the engine may have given it a fresh UID meanwhile).
+        """
         other = "local" if side == "server" else "server"
         uncertain = False
+        for key, entry in list(self.pending.items()):
+            if replaces is not None and entry.title == replaces:
+                del self.pending[key]
+                uncertain = uncertain or key[0] == other
         theirs = self.pending.get((other, uid))
         if theirs is not None and theirs.weak:
             # It may have been carried over already: then this edit replaces it on purpose.
@@ -269,17 +285,19 @@ class Convergence(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.srv.store.events))
     @rule(data=st.data())
     def server_edit(self, data: st.DataObject) -> None:
-        _, uid, event_id = data.draw(st.sampled_from(self._server_items()))
+        cal, uid, event_id = data.draw(st.sampled_from(self._server_items()))
         title = self._new("server ")
+        old = self._server(cal)[uid][1]
         self.srv.store.update_event(event_id, {"title": title})
-        self._note("server", uid, title)
+        self._note("server", uid, title, replaces=old)
 
     @precondition(lambda self: bool(self.srv.store.events))
     @rule(data=st.data())
     def server_delete(self, data: st.DataObject) -> None:
         cal, uid, event_id = data.draw(st.sampled_from(self._server_items()))
+        old = self._server(cal)[uid][1]
         self.srv.store.destroy_event(event_id)
-        self._note("server", uid, None, cal)
+        self._note("server", uid, None, cal, replaces=old)
 
     # -- local edits -----------------------------------------------------------------------------
 
@@ -295,15 +313,17 @@ class Convergence(RuleBasedStateMachine):
     def local_edit(self, data: st.DataObject) -> None:
         cal, uid, name = data.draw(st.sampled_from(self._local_items()))
         title = self._new("local ")
+        old = self._local(cal)[uid][1]
         self._write(uid, title, name, cal)
-        self._note("local", uid, title)
+        self._note("local", uid, title, replaces=old)
 
     @precondition(lambda self: bool(self._local_items()))
     @rule(data=st.data())
     def local_delete(self, data: st.DataObject) -> None:
         cal, uid, name = data.draw(st.sampled_from(self._local_items()))
+        old = self._local(cal)[uid][1]
         (self.folder_of(cal) / name).unlink()
-        self._note("local", uid, None, cal)
+        self._note("local", uid, None, cal, replaces=old)
 
     @precondition(lambda self: bool(self._local_items()))
     @rule(data=st.data())

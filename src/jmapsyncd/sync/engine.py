@@ -283,10 +283,10 @@ class SyncEngine:
         #: set from another thread to end a pass between two items
         self.stop_requested = threading.Event()
         self._closers: list[Callable[[], None]] = []
-        # per pass: the (account, type) whose token is in use, whether the server was written
-        # to, and the state our writes lead to while nobody else's come between
+        # per pass: the (account, type) whose token is in use, whether anything was changed
+        # yet, and the state our writes lead to while nobody else's come between
         self._pass_token: tuple[str, str] = ("", "")
-        self._wrote = False
+        self._dirty = False
         self._chain: str | None = None
 
     def on_close(self, closer: Callable[[], None]) -> None:
@@ -385,7 +385,7 @@ class SyncEngine:
 
         token = self.db.get_token(account, kind.token_type)
         self._pass_token = (account, kind.token_type)
-        self._wrote = False
+        self._dirty = False
         changes: ChangeSet | None = None
         if token is not None and not relisted:
             try:
@@ -482,15 +482,7 @@ class SyncEngine:
             report.errors.append(error.message)
 
     def _set(self, kind: _Kind, **changes: Any) -> SetResult:
-        """``kind.set``, following the state from one of our writes to the next.
-
-        Before the first write of a pass the stored token is dropped: after a crash past this
-        point the next pass lists everything, since a change feed from the old token could
-        miss an object we created that was destroyed since.
-        """
-        if not self._wrote:
-            self.db.clear_token(*self._pass_token)
-            self._wrote = True
+        """``kind.set``, following the state from one of our writes to the next."""
         result = kind.set(**changes)
         if self._chain is not None and result.old_state == self._chain and result.new_state:
             self._chain = result.new_state
@@ -858,6 +850,12 @@ class SyncEngine:
         """
         if not actions:
             return True
+        if not self._dirty:
+            # From the first change on, a crash must lead to a full listing: a change feed from
+            # the old token may leave out an object created since (which we may have recorded
+            # by now) and destroyed before the next pass (RFC 8620 §5.2).
+            self.db.clear_token(*self._pass_token)
+            self._dirty = True
         complete = True
         # Objects the plan needs but this pass did not fetch (conflicts, updates of old items).
         need = {
