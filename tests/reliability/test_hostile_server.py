@@ -18,8 +18,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from tests.fakeserver import FakeJMAPServer
 from tests.reliability.conftest import Box, fake_account, jscal_event, tree_snapshot
 
@@ -163,14 +161,6 @@ def test_hostile_names_never_reach_a_file_name_or_escape_the_displayname(tmp_pat
     assert names["multi\nline\nname"] <= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sync/engine.py keeps the server objects it could not write in SyncEngine._unwritable, "
-        "in memory only: the next `jmapsyncd sync` process neither reports them nor shows them "
-        "in status (the token moved past them), so the problem vanishes from view"
-    ),
-)
 def test_an_unwritable_server_event_is_still_reported_by_the_next_sync_process(
     tmp_path: Path,
 ) -> None:

@@ -81,10 +81,10 @@ def _lose_the_set_answer(box: Box, proxy: FaultProxy) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "sync/engine.py _settle_journal() settles a pending-update with the old server_hash, so "
-        "our own applied update looks like a server edit: with a newer local edit that is a "
-        "spurious conflict (keep-both: the older version stays in place and the newest is moved "
-        "to a '-conflict-' copy with a new UID)"
+        "sync/engine.py _settle_update(): the journal keeps only the hash of what was sent, so "
+        "once the file is edited again it cannot tell our own applied update from a server "
+        "edit; under keep-both it settles to the old server_hash and the planner makes a "
+        "spurious conflict (older version in place, newest moved to a '-conflict-' copy)"
     ),
 )
 def test_update_applied_answer_lost_then_edited_again_keep_both(
@@ -102,13 +102,6 @@ def test_update_applied_answer_lost_then_edited_again_keep_both(
     assert box.local_summaries() == Counter(["ev v3", "other"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sync/engine.py _settle_journal(): the same spurious conflict under server-wins loses "
-        "the newest local edit (the file is overwritten with our own older update)"
-    ),
-)
 def test_update_applied_answer_lost_then_edited_again_server_wins(
     setup: tuple[Box, FaultProxy, JMAPClient],
 ) -> None:
@@ -126,9 +119,9 @@ def test_update_applied_answer_lost_then_edited_again_server_wins(
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "sync/engine.py _settle_journal(): the same misreading brings a file deleted locally "
-        "after our own lost-answer update back from the server ('deleted here, edited there: "
-        "the edit wins'), although nobody but us edited it"
+        "sync/engine.py _settle_update(): with the file gone (current is None) under keep-both "
+        "it settles to the old server_hash, so our own applied update reads as a server edit "
+        "and 'deleted here, edited there: the edit wins' brings the deleted file back"
     ),
 )
 def test_update_applied_answer_lost_then_deleted_locally(
