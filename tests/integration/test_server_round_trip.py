@@ -1,0 +1,116 @@
+"""Converter fixtures through real servers: iCalendar → JSCalendar → Cyrus → JSCalendar → iCalendar.
+
+Every event fixture of ``tests/fixtures/convert`` is created through the client on each Cyrus
+dialect, read back, and compared for meaning: the same occurrences (2020 to 2030), the same title,
+description and location. Tasks go through the JMAP Tasks fake server (no Cyrus has tasks).
+Each case that does not survive today is listed in ``KNOWN_GAPS`` with what goes wrong, as a
+strict xfail: the list fails the suite when a case starts to pass.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import pytest
+import recurring_ical_events  # type: ignore[import-untyped]
+
+from jmapsyncd.jmap import JMAPClient
+from tests.conftest import ServerAccount
+from tests.fakeserver import FakeJMAPServer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "convert"
+EVENT_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.ics") if "BEGIN:VEVENT" in p.read_text())
+
+BOTH = ("cyrus-3.6", "cyrus-3.10")
+# Measured gaps, each a strict xfail: (fixture, dialect) -> what goes wrong and whose it is.
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    **{
+        ("misc.ics", d): "Cyrus refuses descriptionContentType (HTML description): not created"
+        for d in BOTH
+    },
+    **{
+        ("participants.ics", d): "Cyrus refuses participationStatus/sendTo on some participants"
+        for d in BOTH
+    },
+    ("recur_overrides.ics", "cyrus-3.6"): "recurrenceRules inside an override is not adapted "
+    "to Cyrus 3.6's singular recurrenceRule (client)",
+    ("recur_overrides.ics", "cyrus-3.10"): "Cyrus 3.10 refuses one override patch key",
+    **{("recur_until.ics", d): "fewer occurrences come back for a floating UNTIL" for d in BOTH},
+    **{
+        ("time_custom_vtimezone.ics", d): "Cyrus refuses timeZones (custom time zone)" for d in BOTH
+    },
+    ("recur_rules.ics", "cyrus-3.6"): "Cyrus 3.6 holds one recurrenceRule and no EXRULE",
+    ("time_end_timezone.ics", "cyrus-3.6"): "the location comes back as 'ERROR: No Value'",
+}
+
+
+def _occurrences(cal: icalendar.Calendar) -> list[tuple[datetime | date, str]]:
+    found = recurring_ical_events.of(cal).between(date(2020, 1, 1), date(2030, 1, 1))
+    out: list[tuple[datetime | date, str]] = []
+    for ev in found:
+        start = ev["DTSTART"].dt
+        if isinstance(start, datetime) and start.tzinfo is not None:
+            start = start.astimezone(UTC)
+        out.append((start, str(ev.get("SUMMARY", ""))))
+    return sorted(out, key=lambda o: (str(type(o[0])), str(o[0])))
+
+
+def _texts(cal: icalendar.Calendar) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for comp in cal.walk("VEVENT"):
+        for name in ("SUMMARY", "DESCRIPTION", "LOCATION"):
+            if name in comp:
+                out.setdefault(name, set()).add(str(comp[name]))
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fixture", EVENT_FIXTURES)
+def test_event_fixture_keeps_its_meaning_on_the_server(
+    fixture: str, cyrus_account: ServerAccount, request: pytest.FixtureRequest
+) -> None:
+    gap = KNOWN_GAPS.get((fixture, cyrus_account.dialect))
+    if gap is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=gap))
+    text = (FIXTURES / fixture).read_text()
+    sent = icalendar.Calendar.from_ical(text)
+    with JMAPClient(
+        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
+    ) as client:
+        calendar = client.get_calendars()[0]
+        event_id = client.create_event(calendar.id, text)
+        back = client.get_event(event_id).get_icalendar_instance()
+    assert _occurrences(back) == _occurrences(sent)
+    assert _texts(back) == _texts(sent)
+
+
+def test_task_fixture_keeps_its_meaning_on_a_jmap_tasks_server() -> None:
+    from jmapsyncd.convert import ical_to_jscal, jscal_to_ical
+
+    text = (FIXTURES / "task.ics").read_text()
+    sent = {str(t["UID"]): t for t in icalendar.Calendar.from_ical(text).walk("VTODO")}
+    tasks = ical_to_jscal(text)
+    assert len(tasks) == len(sent)
+    with (
+        FakeJMAPServer(dialect="ietf", tasks=True) as srv,
+        JMAPClient(srv.session_url, username=srv.username, password=srv.password) as client,
+    ):
+        [task_list] = client.get_task_lists()
+        create = {t["uid"]: {**t, "taskListId": task_list["id"]} for t in tasks}
+        result = client.set_tasks(create=create)
+        result.raise_first_error()
+        stored: list[dict[str, Any]] = [
+            client.get_task(result.created[uid]["id"]) for uid in create
+        ]
+    back = {
+        str(t["UID"]): t for t in icalendar.Calendar.from_ical(jscal_to_ical(stored)).walk("VTODO")
+    }
+    assert set(back) == set(sent)
+    for uid, todo in sent.items():
+        for name in ("SUMMARY", "DUE", "DTSTART", "STATUS", "PERCENT-COMPLETE", "PRIORITY"):
+            if name in todo:
+                assert name in back[uid], (uid, name)
+                assert back[uid][name].to_ical() == todo[name].to_ical(), (uid, name)
