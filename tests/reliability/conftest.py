@@ -248,21 +248,6 @@ def fake_account(srv: FakeJMAPServer) -> ServerAccount:
     )
 
 
-@pytest.fixture
-def fake_srv() -> Iterator[FakeJMAPServer]:
-    """The fake server (IETF dialect, as Cyrus 3.10) on loopback in this process."""
-    with FakeJMAPServer(dialect="ietf") as srv:
-        yield srv
-
-
-@pytest.fixture
-def fake_box(fake_srv: FakeJMAPServer, tmp_path: Path) -> Box:
-    box = Box(fake_account(fake_srv), tmp_path / "home")
-    box.home.mkdir()
-    box.write_config()
-    return box
-
-
 # -- the fault proxy ----------------------------------------------------------------------------
 
 CANNED_REASONS = {
@@ -530,18 +515,3 @@ def upstream_of(url: str) -> tuple[str, int]:
     assert parts.hostname is not None
     assert parts.port is not None
     return parts.hostname, parts.port
-
-
-@pytest.fixture
-def cyrus_proxy(cyrus310_account: ServerAccount) -> Iterator[tuple[FaultProxy, ServerAccount]]:
-    """A fault proxy in front of a fresh Cyrus 3.10 account; the account's URL goes through it."""
-    with FaultProxy(upstream_of(cyrus310_account.url)) as proxy:
-        yield (
-            proxy,
-            ServerAccount(
-                url=proxy.url_for(cyrus310_account.url),
-                username=cyrus310_account.username,
-                password=cyrus310_account.password,
-                dialect=cyrus310_account.dialect,
-            ),
-        )
