@@ -56,13 +56,13 @@ def single_instance(state_db: Path) -> Iterator[None]:
         yield
 
 
-def _client(settings: Settings) -> Any:
+def _client(settings: Settings, password: str | None = None) -> Any:
     from jmapsyncd.jmap import JMAPClient
 
     client = JMAPClient(
         settings.url,
         username=settings.username,
-        password=settings.resolve_password(),
+        password=password if password is not None else settings.resolve_password(),
         timeout=settings.timeout,
     )
     if not settings.verify_tls:
@@ -70,13 +70,13 @@ def _client(settings: Settings) -> Any:
     return client
 
 
-def _engine(settings: Settings, progress: Any = None) -> Any:
+def _engine(settings: Settings, progress: Any = None, password: str | None = None) -> Any:
     """Client, vdir and state database wired into a :class:`SyncEngine` that closes them."""
     from jmapsyncd.state import StateDB
     from jmapsyncd.sync.engine import SyncEngine
     from jmapsyncd.vdir import Vdir
 
-    client = _client(settings)
+    client = _client(settings, password)
     try:
         vdir = Vdir(settings.vdir)
         vdir.cleanup_temp_files()  # left by a crash; no write is in flight yet
@@ -146,9 +146,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from jmapsyncd.daemon.push import listener_for
     from jmapsyncd.daemon.runner import Daemon, status_path
 
+    # A password_command that fails is a configuration error now, not a retry loop later.
+    password = settings.resolve_password()
     with single_instance(settings.state_db):
         daemon = Daemon(
-            lambda: _engine(settings),
+            lambda: _engine(settings, password=password),
             settings.vdir,
             pull_interval=settings.pull_interval,
             make_push=partial(listener_for, settings) if settings.push == "auto" else None,

@@ -194,15 +194,6 @@ def test_verify_tls_false_syncs_and_warns(
     assert box.local_summaries()["one event"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "jmap/client.py: set_verify_tls(False) only sets Session.verify; niquests' "
-        "merge_environment_settings() replaces a request's verify=None with REQUESTS_CA_BUNDLE / "
-        "CURL_CA_BUNDLE, which then wins over the session's False, so verify_tls = false does "
-        "nothing wherever those variables are set (Debian/Nix containers, CI)"
-    ),
-)
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_verify_tls_false_works_with_a_ca_bundle_in_the_environment(
     https: tuple[FaultProxy, str], secret_srv: FakeJMAPServer, tmp_path: Path, variable: str
@@ -242,14 +233,6 @@ def test_password_command_failures_exit_2(
     assert secret_srv.requests == [] or all(r.path != "/jmap/" for r in secret_srv.requests)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "daemon/runner.py Daemon._pass builds the engine (and so runs password_command) inside "
-        "the pass and catches its ConfigError as a server failure: `jmapsyncd run` retries with "
-        "backoff for ever instead of exiting 2 (cli.cmd_run never resolves the password first)"
-    ),
-)
 def test_password_command_failure_stops_run_with_exit_2(
     secret_srv: FakeJMAPServer, tmp_path: Path
 ) -> None:

@@ -280,13 +280,6 @@ def test_sync_server_down_exit_4(rig: Rig) -> None:
 
 
 @pytest.mark.parametrize("rig", SERVERS, indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "jmap/_transport.py transport_error() cuts niquests' message at 200 characters, which "
-        "ends inside urllib3's repr and drops the cause ('Connection refused')"
-    ),
-)
 def test_sync_server_down_message_says_connection_refused(rig: Rig) -> None:
     rig.proxy.down()
     failed = rig.box.run("sync")

@@ -539,6 +539,8 @@ class PushListener:
                 auth=self.auth,
                 stream=True,
                 timeout=(self.connect_timeout, self._read_timeout()),
+                # per request, or a CA bundle named in the environment would win
+                verify=self.verify_tls,
             )
         except Exception as exc:  # niquests raises many kinds; none may end the listener
             if self._stop.is_set():

@@ -38,12 +38,19 @@ from jmapsyncd.daemon.notify import Notifier
 from jmapsyncd.daemon.push import PushListener, PushState, PushStatus
 from jmapsyncd.daemon.watcher import VdirWatcher
 from jmapsyncd.daemon.worker import Worker
-from jmapsyncd.errors import JMAPAuthError, JMAPError, JmapsyncdError, JMAPTransportError
+from jmapsyncd.errors import (
+    ConfigError,
+    JMAPAuthError,
+    JMAPError,
+    JmapsyncdError,
+    JMAPTransportError,
+)
 from jmapsyncd.sync.engine import SyncEngine, SyncReport
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
+EXIT_CONFIG = 2
 EXIT_AUTH = 3
 
 #: The scheduled pull while server push works: a safety net, not the way changes arrive.
@@ -228,6 +235,14 @@ class Daemon:
             return
         except JMAPTransportError as exc:
             self._schedule_retry(exc.retry_after, str(exc))
+            self._ready.set()
+            return
+        except ConfigError as exc:
+            # A password_command that fails will not heal by retrying.
+            log.error("configuration error: %s; stopping", exc)
+            self.notifier.status("stopped: configuration error")
+            self.exit_code = EXIT_CONFIG
+            self._stop.set()
             self._ready.set()
             return
         except (JMAPError, JmapsyncdError) as exc:

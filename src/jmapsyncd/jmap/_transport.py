@@ -6,6 +6,7 @@ Credentials live only in the auth object handed to niquests; nothing here format
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import niquests
@@ -47,12 +48,18 @@ def build_auth(
     return BearerTokenAuth(password)
 
 
-def request_kwargs(req: HttpRequest, auth: Any, timeout: float) -> dict[str, Any]:
+def request_kwargs(
+    req: HttpRequest, auth: Any, timeout: float, verify: bool = True
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "timeout": timeout,
         "allow_redirects": False,  # flows follow redirects themselves
         "auth": auth if req.authenticated else None,
     }
+    if not verify:
+        # Per request: niquests replaces a session-level False by REQUESTS_CA_BUNDLE or
+        # CURL_CA_BUNDLE from the environment.
+        kwargs["verify"] = False
     if req.json is not None:
         kwargs["json"] = req.json
     return kwargs
@@ -76,7 +83,24 @@ def transport_error(exc: Exception, req: HttpRequest, timeout: float) -> JMAPTra
     url = redact_url(req.url)
     if isinstance(exc, niquests.exceptions.Timeout):
         return JMAPTimeoutError(url, f"no answer within {timeout} s")
-    return JMAPTransportError(url, f"{type(exc).__name__}: {str(exc)[:200]}")
+    return JMAPTransportError(url, f"{type(exc).__name__}: {_cause(exc)}")
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost OS-level reason ("Connection refused") or else the exception's own text."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    found: str | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            found = current.strerror
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    if found is None:
+        match = re.search(r"\[Errno -?\d+\] ([^'\]\)]+)", text)
+        found = match.group(1) if match else None
+    return found if found else text[:200]
 
 
 def is_transport_error(exc: Exception) -> bool:

@@ -44,6 +44,7 @@ class JMAPClient:
         self._ops = Operations(self._state)
         self._session = niquests.Session()
         self._session.headers.update(_transport.HEADERS)
+        self._verify = True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={redact_url(self.url)!r})"
@@ -51,7 +52,7 @@ class JMAPClient:
     # ------------------------------------------------------------------ driver
 
     def _send(self, req: HttpRequest) -> HttpResponse:
-        kwargs = _transport.request_kwargs(req, self._auth, self.timeout)
+        kwargs = _transport.request_kwargs(req, self._auth, self.timeout, self._verify)
         try:
             resp = self._session.request(req.method, req.url, **kwargs)
         except Exception as exc:
@@ -73,6 +74,7 @@ class JMAPClient:
 
     def set_verify_tls(self, verify: bool) -> None:
         """Check the server's TLS certificate (the default) or not (self-signed test servers)."""
+        self._verify = verify
         self._session.verify = verify
 
     def close(self) -> None:
