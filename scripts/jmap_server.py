@@ -249,6 +249,9 @@ def imapd_conf(base: str, dialect: Dialect) -> str:
         "sync_log": "yes",
         "sync_log_channels": "squatter",
         "httpkeepalive": "0",
+        # How often Cyrus looks for changes to push on its EventSource (default 60 s): a test
+        # server should push within a second.
+        "jmap_pushpoll": "1",
         "sendmail": f"{base}/bin/sendmail",
         "autocreate_quota": "0",
         "syslog_prefix": f"jmapsyncd-{dialect.name}",
