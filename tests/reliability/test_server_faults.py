@@ -28,7 +28,8 @@ import pytest
 
 from jmapsyncd.cli import _engine
 from jmapsyncd.config import load_config
-from jmapsyncd.daemon.runner import Backoff, Daemon
+from jmapsyncd.daemon.backoff import Backoff
+from jmapsyncd.daemon.runner import Daemon
 from jmapsyncd.jmap import JMAPClient
 from jmapsyncd.state import StateDB
 from tests.conftest import ServerAccount

@@ -27,18 +27,19 @@ import contextlib
 import enum
 import json
 import logging
-import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urljoin
 
 import niquests
 
+from jmapsyncd.daemon.backoff import Backoff
 from jmapsyncd.protocol.wire import redact_url
 
 log = logging.getLogger(__name__)
@@ -252,19 +253,8 @@ class Debouncer:
             log.exception("handling a push notification failed")
 
 
-@dataclass(frozen=True)
-class PushBackoff:
-    """Reconnection delays: exponential with jitter between half and all of the ceiling."""
-
-    base: float = 1.0
-    cap: float = 300.0
-
-    def delay(self, failures: int, retry_after: float | None = None) -> float:
-        ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
-        delay = random.uniform(ceiling / 2, ceiling)  # jitter, not cryptography
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.cap))
-        return delay
+#: reconnection delays of the event stream: quicker than the sync's, a stream is cheap to retry
+PushBackoff = partial(Backoff, base=1.0, cap=300.0)
 
 
 def _now() -> str:
@@ -361,7 +351,7 @@ class PushListener:
         ping: int = 30,
         connect_timeout: float = 30.0,
         debounce: float = 0.3,
-        backoff: PushBackoff | None = None,
+        backoff: Backoff | None = None,
         healthy_after: float = 10.0,
         failing_after: int = 3,
     ) -> None:

@@ -20,13 +20,11 @@ import contextlib
 import json
 import logging
 import os
-import random
 import signal
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -34,6 +32,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from jmapsyncd.daemon.backoff import Backoff
 from jmapsyncd.daemon.notify import Notifier
 from jmapsyncd.daemon.push import PushListener, PushState, PushStatus
 from jmapsyncd.daemon.watcher import VdirWatcher
@@ -77,21 +76,6 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter between ``base`` and ``cap`` seconds."""
-
-    base: float = 5.0
-    cap: float = 900.0
-
-    def delay(self, failures: int, retry_after: float | None = None) -> float:
-        ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
-        delay = random.uniform(ceiling / 2, ceiling)  # jitter, not cryptography
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.cap))
-        return delay
 
 
 class Daemon:
