@@ -78,15 +78,6 @@ def _lose_the_set_answer(box: Box, proxy: FaultProxy) -> None:
     assert proxy.faults == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sync/engine.py _settle_update(): the journal keeps only the hash of what was sent, so "
-        "once the file is edited again it cannot tell our own applied update from a server "
-        "edit; under keep-both it settles to the old server_hash and the planner makes a "
-        "spurious conflict (older version in place, newest moved to a '-conflict-' copy)"
-    ),
-)
 def test_update_applied_answer_lost_then_edited_again_keep_both(
     setup: tuple[Box, FaultProxy, JMAPClient],
 ) -> None:
@@ -116,14 +107,6 @@ def test_update_applied_answer_lost_then_edited_again_server_wins(
     assert server_titles(direct) == Counter(["ev v3", "other"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sync/engine.py _settle_update(): with the file gone (current is None) under keep-both "
-        "it settles to the old server_hash, so our own applied update reads as a server edit "
-        "and 'deleted here, edited there: the edit wins' brings the deleted file back"
-    ),
-)
 def test_update_applied_answer_lost_then_deleted_locally(
     setup: tuple[Box, FaultProxy, JMAPClient],
 ) -> None:

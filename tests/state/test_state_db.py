@@ -74,11 +74,34 @@ class TestSchema:
         bad = ("CREATE TABLE half_done (x INTEGER)", "THIS IS NOT SQL")
         monkeypatch.setattr("jmapsyncd.state.db.MIGRATIONS", (*MIGRATIONS, bad))
         monkeypatch.setattr("jmapsyncd.state.db.SCHEMA_VERSION", SCHEMA_VERSION + 1)
-        with pytest.raises(StoreError, match="version 2"):
+        with pytest.raises(StoreError, match=f"version {SCHEMA_VERSION + 1}"):
             StateDB(path)
         tables = {r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type='table'")}
         assert "half_done" not in tables
         assert raw(path, "SELECT value FROM meta") == [(str(SCHEMA_VERSION),)]
+
+    def test_a_version_1_database_is_migrated_keeping_its_rows(self, tmp_path: Path) -> None:
+        # Schema v2 adds the journal of sent text; a database made by v1 must open and keep rows.
+        path = tmp_path / "s.sqlite"
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for statement in MIGRATIONS[0]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+            conn.execute(
+                "INSERT INTO collections (account_id, jmap_id, kind, folder) "
+                "VALUES ('a', 'Default', 'calendar', 'Default')"
+            )
+        conn.close()
+        with StateDB(path) as db:
+            assert db.schema_version == SCHEMA_VERSION
+            [row] = db.collections()
+            assert row.jmap_id == "Default"
+            item = db.begin_create(row.id, href="x.ics", uid="x", local_etag="e", local_hash="h")
+            done = db.finish_create(item.id, jmap_id="J", server_hash="s")
+            pending = db.mark_pending(done.id, ItemState.PENDING_UPDATE, "h2", "TEXT")
+            assert pending.pending_text == "TEXT"
+            assert db.settle(pending.id).pending_text is None
 
     def test_a_file_that_is_not_sqlite_is_a_store_error(self, tmp_path: Path) -> None:
         path = tmp_path / "garbage.sqlite"

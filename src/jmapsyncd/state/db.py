@@ -45,7 +45,7 @@ __all__ = ["StateDB"]
 
 _ITEM_COLUMNS = (
     "id, collection_id, jmap_id, uid, href, local_etag, local_hash, server_hash, status, "
-    "pending_hash"
+    "pending_hash, pending_text"
 )
 
 
@@ -65,6 +65,7 @@ def _item(row: Mapping[str, Any]) -> ItemRow:
         server_hash=row["server_hash"],
         status=ItemState(row["status"]),
         pending_hash=row["pending_hash"],
+        pending_text=row["pending_text"],
     )
 
 
@@ -343,7 +344,7 @@ class StateDB:
         """The server accepted the create: record its id; the item is synced."""
         cursor = self._write(
             "UPDATE items SET jmap_id = ?, server_hash = ?, status = 'synced', "
-            "pending_hash = NULL WHERE id = ? AND status = 'pending-create'",
+            "pending_hash = NULL, pending_text = NULL WHERE id = ? AND status = 'pending-create'",
             (jmap_id, server_hash, item_id),
         )
         if cursor.rowcount != 1:
@@ -351,14 +352,19 @@ class StateDB:
         return self._item_by_id(item_id)
 
     def mark_pending(
-        self, item_id: int, state: ItemState, pending_hash: str | None = None
+        self,
+        item_id: int,
+        state: ItemState,
+        pending_hash: str | None = None,
+        pending_text: str | None = None,
     ) -> ItemRow:
-        """Journal a server update or destroy of an item before sending it."""
+        """Journal a server update (with the text sent) or destroy of an item before sending it."""
         if state not in (ItemState.PENDING_UPDATE, ItemState.PENDING_DELETE):
             raise ValueError(f"mark_pending takes pending-update or pending-delete, not {state}")
         self._execute(
-            "UPDATE items SET status = ?, pending_hash = ? WHERE id = ? AND jmap_id IS NOT NULL",
-            (state.value, pending_hash, item_id),
+            "UPDATE items SET status = ?, pending_hash = ?, pending_text = ? "
+            "WHERE id = ? AND jmap_id IS NOT NULL",
+            (state.value, pending_hash, pending_text, item_id),
         )
         return self._item_by_id(item_id)
 
@@ -370,7 +376,7 @@ class StateDB:
         so the planner sends the update again (idempotent), instead of seeing a conflict.
         """
         cursor = self._write(
-            "UPDATE items SET status = 'synced', pending_hash = NULL, "
+            "UPDATE items SET status = 'synced', pending_hash = NULL, pending_text = NULL, "
             "server_hash = COALESCE(?, server_hash) "
             "WHERE id = ? AND status IN ('pending-update', 'pending-delete')",
             (server_hash, item_id),

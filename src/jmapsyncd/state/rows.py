@@ -61,6 +61,8 @@ class ItemRow:
     server_hash: str | None
     status: ItemState
     pending_hash: str | None
+    #: the text a pending update sent (schema v2), to recognise it on the server after a crash
+    pending_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

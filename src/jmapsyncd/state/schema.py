@@ -85,6 +85,10 @@ _V1 = (
     """,
 )
 
+# v2: a pending update also journals the text it sent, so that after a lost answer the engine
+# can tell whether the server holds our update even when the file has changed again since.
+_V2 = ("ALTER TABLE items ADD COLUMN pending_text TEXT",)
+
 #: Ordered migrations; index 0 is migration 1.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)

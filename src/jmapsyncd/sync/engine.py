@@ -555,10 +555,19 @@ class SyncEngine:
             else:
                 self.db.settle(item.id)
             return
-        # The file was edited again since, so what we sent is gone and cannot be compared.
-        # keep-both lets the planner see a conflict, which loses nothing either way; the other
-        # policies take it that the update arrived, or they would play our own update against
-        # the newest edit (server-wins would drop that edit).
+        # The file was edited again (or deleted) since: compare what we sent, from the journal.
+        if item.pending_text is not None:
+            if same_content(item.pending_text, obj):
+                # Our update arrived: the newer local edit (or deletion) is a plain change.
+                self.db.settle(item.id, server_hash=server_hash(obj))
+            else:
+                # Somebody else's edit on the server: the planner sees a real conflict.
+                self.db.settle(item.id)
+            return
+        # A row journaled before schema v2 has no text: keep-both lets the planner see a
+        # conflict, which loses nothing either way; the other policies take it that the
+        # update arrived, or they would play our own update against the newest edit
+        # (server-wins would drop that edit).
         if self.policy == ConflictPolicy.KEEP_BOTH:
             self.db.settle(item.id)
         else:
@@ -1019,7 +1028,7 @@ class SyncEngine:
         patch = update_patch(old, new)
         row_item = self.db.item_by_jmap_id(row.id, jmap_id)
         if row_item is not None:
-            self.db.mark_pending(row_item.id, ItemState.PENDING_UPDATE, item.hash)
+            self.db.mark_pending(row_item.id, ItemState.PENDING_UPDATE, item.hash, item.text)
         if patch:
             result = self._set(kind, update={jmap_id: patch})
             error = result.not_updated.get(jmap_id)
