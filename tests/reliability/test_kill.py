@@ -167,12 +167,6 @@ def _kill_rounds(
 
     want = Counter(model.expected.values())
     on_server = server_titles(client)
-    if _only_stale_conflict_copies(model, want, on_server, box.local_summaries()):
-        pytest.xfail(
-            "known bug, pinned by test_lost_answers.py: an update applied by the server whose "
-            "answer was lost to the kill is later taken for a server edit (a spurious conflict, "
-            "or a file deleted here coming back)"
-        )
     assert on_server == want, (
         f"server: missing {sorted((want - on_server).elements())[:10]}, "
         f"extra {sorted((on_server - want).elements())[:10]}\n"
@@ -215,30 +209,6 @@ def _diagnose(box: Box, client: JMAPClient, titles: list[str]) -> str:
     log = (box.home / "kills.log").read_text(encoding="utf-8", errors="replace")
     lines += [ln for ln in log.splitlines() if any(u in ln for u in uids)][:20]
     return "\n".join(lines)
-
-
-def _only_stale_conflict_copies(
-    model: Model, want: Counter[str], on_server: Counter[str], local: Counter[str]
-) -> bool:
-    """True if the only difference is what an own update misread as a server edit leaves.
-
-    That is the signature of the bug pinned in ``test_lost_answers.py``: nothing is missing,
-    both sides agree, and every extra title is an older version of an expected event kept
-    beside the newest (a spurious keep-both conflict) or an event whose file the test deleted
-    (brought back as if edited on the server).
-    """
-    if on_server == want or on_server != local or +(want - on_server):
-        return False
-    for title in (on_server - want).elements():
-        uid, _sep, version = title.rpartition(" v")
-        if uid in model.deleted_here and uid not in model.expected:
-            continue
-        current = model.expected.get(uid, "")
-        if not version.isdigit() or not current.startswith(f"{uid} v"):
-            return False
-        if int(version) >= int(current.rsplit(" v", 1)[1]):
-            return False
-    return True
 
 
 def _report(name: str, counts: dict[str, int]) -> None:
