@@ -242,16 +242,6 @@ def _fresh_uid(uid: str | None, text: str) -> str:
     return f"{uid or 'item'}-conflict-{digest}"
 
 
-def _replace_uid(text: str, old: str | None, new: str) -> str:
-    """The same iCalendar text with every component's UID set to ``new``."""
-    objects = ical_to_jscal(text)
-    for obj in objects:
-        obj["uid"] = new
-    if old is None and not objects:
-        return text
-    return jscal_to_ical(objects)
-
-
 # -- the engine --------------------------------------------------------------------------------
 
 
@@ -1122,8 +1112,8 @@ class SyncEngine:
         """Rewrite local ``href`` with a fresh UID (same file, same content otherwise)."""
         new_uid = _fresh_uid(item.uid, item.text)
         try:
-            new_etag = coll.update(href, Item(_replace_uid(item.text, item.uid, new_uid)), etag)
-        except (PreconditionFailed, StoreError, ConversionError) as exc:
+            new_etag = coll.update(href, item.with_uid(new_uid), etag)
+        except (PreconditionFailed, StoreError, ValueError) as exc:
             message = f"{coll.name}/{href}: its UID is taken on the server; not renamed: {exc}"
             log.warning(message)
             self.db.record_error(message, collection_id=row.id, href=href)
@@ -1180,7 +1170,7 @@ class SyncEngine:
             # The local version becomes a new item with its own UID before the server version
             # takes its place, so a crash in between loses neither.
             new_uid = _fresh_uid(item.uid, item.text)
-            copy = Item(_replace_uid(item.text, item.uid, new_uid))
+            copy = item.with_uid(new_uid)
             copy_href = href_for_uid(new_uid)
             if not coll.has(copy_href):
                 _, copy_etag = coll.upload(copy, copy_href)
