@@ -49,6 +49,9 @@ _CLIENT_CALLS = frozenset(
 _DB_WRITES = frozenset(
     {
         "record_synced",
+        "record_synced_many",
+        "begin_downloads",
+        "end_downloads",
         "begin_create",
         "finish_create",
         "mark_pending",

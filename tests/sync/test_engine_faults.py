@@ -210,7 +210,7 @@ def test_the_token_is_stored_only_after_every_item_of_the_pass(
     _busy_pass_setup(srv, w)
     order: list[str] = []
     db = w.db
-    for name in ("record_synced", "finish_create", "forget_item", "set_token"):
+    for name in ("record_synced_many", "finish_create", "forget_item", "set_token"):
         method = getattr(db, name)
 
         def spy(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:
@@ -462,6 +462,9 @@ class Crash(BaseException):
 
 _DB_WRITES = (
     "record_synced",
+    "record_synced_many",
+    "begin_downloads",
+    "end_downloads",
     "begin_create",
     "finish_create",
     "mark_pending",
@@ -598,11 +601,13 @@ def test_a_file_edited_while_the_server_edit_is_being_written_loses_neither_edit
     srv.store.update_event(event_id, {"title": "Server edit"})
     update = VdirCollection.update
 
-    def user_saves_first(self: VdirCollection, href: str, item: Item, etag: str) -> str:
+    def user_saves_first(
+        self: VdirCollection, href: str, item: Item, etag: str, *, durable: bool = True
+    ) -> str:
         # The user's editor saves in the window between the scan and the download.
         w.write_uid(cal, "race", ics_event("race", "Local edit"))
         monkeypatch.setattr(VdirCollection, "update", update)
-        return update(self, href, item, etag)
+        return update(self, href, item, etag, durable=durable)
 
     monkeypatch.setattr(VdirCollection, "update", user_saves_first)
     report = w.sync()
@@ -759,19 +764,22 @@ def test_a_stop_requested_mid_pass_ends_it_between_items_and_the_next_pass_finis
     for n in range(5):
         srv.store.add_event(cal, jscal_event(f"s{n}", f"s{n}"))
     old_token = _token(w)
-    record_synced = w.db.record_synced
+    write_download = w.engine._write_download
 
     def then_stop(*args: Any, **kwargs: Any) -> Any:
-        result = record_synced(*args, **kwargs)
+        result = write_download(*args, **kwargs)
         w.engine.stop_requested.set()
         return result
 
-    w.db.record_synced = then_stop  # type: ignore[method-assign]
+    w.engine._write_download = then_stop  # type: ignore[method-assign]
     with pytest.raises(SyncInterrupted):
         w.sync()
     assert len(w.files(cal)) == 1
+    # The file written before the stop is recorded too, not left for the next pass to link.
+    [coll_row] = [r for r in w.db.collections() if r.kind == "calendar"]
+    assert len(w.db.items(coll_row.id)) == 1
     assert _token(w) in (old_token, None)  # never past what was applied
-    w.db.record_synced = record_synced  # type: ignore[method-assign]
+    w.engine._write_download = write_download  # type: ignore[method-assign]
     w.engine.stop_requested.clear()
     report = w.sync_clean()
     assert report.downloaded == 4
@@ -867,13 +875,13 @@ def test_a_crash_after_a_download_then_a_server_deletion_deletes_the_file(
     w.sync_clean()
     srv.store.add_event(cal, jscal_event("fleeting", "Fleeting"))
     w.restart()
-    record_synced = w.db.record_synced
+    record_synced_many = w.db.record_synced_many
 
     def recorded_then_crash(*args: Any, **kwargs: Any) -> Any:
-        record_synced(*args, **kwargs)
-        raise Crash("after record_synced")
+        record_synced_many(*args, **kwargs)
+        raise Crash("after record_synced_many")
 
-    w.db.record_synced = recorded_then_crash  # type: ignore[method-assign]
+    w.db.record_synced_many = recorded_then_crash  # type: ignore[method-assign]
     with pytest.raises(Crash):
         w.sync()
     assert w.local_uids(cal) == ["fleeting"]
@@ -882,3 +890,69 @@ def test_a_crash_after_a_download_then_a_server_deletion_deletes_the_file(
     w.sync_clean()
     assert w.local_summaries(cal) == {}
     assert srv.store.events == {}
+
+
+# -- the download journal: a chunk written, the process dies before its rows are committed --------
+
+
+def _crash_before_recording_downloads(srv: FakeJMAPServer, w: World, n: int) -> str:
+    cal = srv.store.default_calendar_id
+    w.sync_clean()
+    for k in range(n):
+        srv.store.add_event(cal, jscal_event(f"chunk{k}", f"chunk {k} v1"))
+    w.restart()
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise Crash("before record_synced_many")
+
+    w.db.record_synced_many = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        w.sync()
+    # Every file of the chunk is on disk, no row says so.
+    assert len(w.local_uids(cal)) == n
+    w.restart()
+    return cal
+
+
+def test_files_of_an_unrecorded_chunk_then_server_edits_are_downloads_not_conflicts(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    # Before the journal, each file the crash left unrecorded was taken for a local item: after
+    # a server edit, every one became a keep-both conflict copy of a version nobody edited.
+    srv, w = fake
+    cal = _crash_before_recording_downloads(srv, w, 5)
+    for k in range(5):
+        srv.store.update_event(w.server_event_id(f"chunk{k}"), {"title": f"chunk {k} v2"})
+    report = w.sync_clean()
+    assert report.conflicts == 0
+    assert w.local_summaries(cal) == {f"chunk{k}": f"chunk {k} v2" for k in range(5)}
+    assert w.server_titles(cal) == w.local_summaries(cal)
+    assert w.sync().changed == 0
+
+
+def test_files_of_an_unrecorded_chunk_whose_events_the_server_deleted_are_deleted(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    # Before the journal, such a file was uploaded again as a new local item.
+    srv, w = fake
+    cal = _crash_before_recording_downloads(srv, w, 3)
+    srv.store.destroy_event(w.server_event_id("chunk1"))
+    w.sync_clean()
+    assert w.local_summaries(cal) == {"chunk0": "chunk 0 v1", "chunk2": "chunk 2 v1"}
+    assert w.server_titles(cal) == w.local_summaries(cal)
+
+
+def test_a_file_of_an_unrecorded_chunk_edited_before_the_restart_loses_nothing(
+    fake: tuple[FakeJMAPServer, World],
+) -> None:
+    # A file that differs from the journaled text may be our file edited since, or a file the
+    # user made under that name first (the download then never happened): which one cannot be
+    # told, so it is a conflict, and keep-both keeps both versions.
+    srv, w = fake
+    cal = _crash_before_recording_downloads(srv, w, 2)
+    w.write_uid(cal, "chunk0", ics_event("chunk0", "chunk 0 local"))
+    w.sync_clean()
+    titles = sorted(w.server_titles(cal).values())
+    assert titles == ["chunk 0 local", "chunk 0 v1", "chunk 1 v1"]
+    assert sorted(w.local_summaries(cal).values()) == titles
+    assert w.sync().changed == 0

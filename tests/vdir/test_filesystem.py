@@ -105,6 +105,21 @@ class TestConfinement:
             coll.delete("evil.ics", "whatever")
         assert (outside / "secret.ics").read_bytes() == b"UID:secret\r\n"
 
+    @pytest.mark.parametrize("durable", [True, False])
+    def test_a_create_never_writes_through_an_item_symlink(
+        self, layout: tuple[Vdir, Path], durable: bool
+    ) -> None:
+        # Creates skip resolving the item path (a cost per downloaded item): the hard link that
+        # creates the file never follows the link that is in the way, so nothing gets out.
+        vdir, outside = layout
+        coll = vdir.create_collection("c")
+        (coll.path / "evil.ics").symlink_to(outside / "secret.ics")
+        with pytest.raises(PreconditionFailed):
+            coll.upload(ics("x"), "evil.ics", durable=durable)
+        coll.flush()
+        assert (outside / "secret.ics").read_bytes() == b"UID:secret\r\n"
+        assert sorted(os.listdir(coll.path)) == ["evil.ics"]
+
     def test_metadata_symlink_pointing_outside_is_refused(self, layout: tuple[Vdir, Path]) -> None:
         vdir, outside = layout
         coll = vdir.create_collection("c")
@@ -177,6 +192,77 @@ class TestAtomicWrites:
         coll = vdir.create_collection("c")
         href, _ = coll.upload(ics("u", "Zoë"))
         assert (coll.path / href).read_bytes() == ics("u", "Zoë").text.encode()
+
+
+class TestDeferredDurability:
+    """``durable=False`` skips the flushes; :meth:`flush` makes every such write durable."""
+
+    def test_a_deferred_write_is_complete_and_visible_at_once(
+        self, layout: tuple[Vdir, Path]
+    ) -> None:
+        vdir, _ = layout
+        coll = vdir.create_collection("c")
+        href, etag = coll.upload(ics("u"), durable=False)
+        etag = coll.update(href, ics("u", "2"), etag, durable=False)
+        assert coll.get(href) == (ics("u", "2"), etag)
+        assert os.listdir(coll.path) == ["u.ics"]
+        coll.flush()
+        coll.flush()  # nothing left to flush: a no-op
+
+    def test_flush_syncs_the_file_system_once_for_many_writes(
+        self, layout: tuple[Vdir, Path], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        vdir, _ = layout
+        coll = vdir.create_collection("c")
+        fsyncs: list[int] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            fsyncs.append(fd)
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        for n in range(20):
+            coll.upload(ics(f"u{n}"), durable=False)
+        assert fsyncs == []
+        coll.flush()
+        # syncfs(2) where Linux has it; otherwise one fsync per file and one of the folder
+        assert len(fsyncs) in (0, 21)
+        coll.upload(ics("last"))
+        assert len(fsyncs) in (2, 23)  # a durable write: the file and the folder
+
+    def test_without_syncfs_flush_fsyncs_each_file_and_the_folder(
+        self, layout: tuple[Vdir, Path], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        vdir, _ = layout
+        coll = vdir.create_collection("c")
+        monkeypatch.setattr("jmapsyncd.vdir.filesystem._flush_filesystem", lambda _: False)
+        synced: list[int] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append(fd)
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        for n in range(3):
+            coll.upload(ics(f"u{n}"), durable=False)
+        coll.flush()
+        assert len(synced) == 4
+
+    def test_a_failing_flush_is_a_store_error(
+        self, layout: tuple[Vdir, Path], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        vdir, _ = layout
+        coll = vdir.create_collection("c")
+        coll.upload(ics("u"), durable=False)
+
+        def broken(_: Path) -> bool:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr("jmapsyncd.vdir.filesystem._flush_filesystem", broken)
+        with pytest.raises(StoreError, match="cannot flush"):
+            coll.flush()
 
 
 class TestEtags:

@@ -10,6 +10,7 @@ from jmapsyncd.state.rows import (
     ItemRow,
     ItemState,
     RunRow,
+    SyncedPair,
 )
 from jmapsyncd.state.schema import SCHEMA_VERSION
 
@@ -24,4 +25,5 @@ __all__ = [
     "ItemState",
     "RunRow",
     "StateDB",
+    "SyncedPair",
 ]

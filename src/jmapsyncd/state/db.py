@@ -18,7 +18,7 @@ The order of file writes, server calls and rows that makes a crash recoverable i
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from jmapsyncd.state.rows import (
     ItemRow,
     ItemState,
     RunRow,
+    SyncedPair,
 )
 from jmapsyncd.state.schema import MIGRATIONS, SCHEMA_VERSION
 from jmapsyncd.sync.plan import ItemStatus
@@ -302,18 +303,89 @@ class StateDB:
         Replaces any row for the same JMAP id or the same href (the pair is the truth now).
         """
         with self.transaction():
-            self._execute(
-                "DELETE FROM items WHERE collection_id = ? AND (jmap_id = ? OR href = ?)",
-                (collection_id, jmap_id, href),
-            )
-            self._execute(
-                "INSERT INTO items (collection_id, jmap_id, uid, href, local_etag, local_hash, "
-                "server_hash, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'synced')",
-                (collection_id, jmap_id, uid, href, local_etag, local_hash, server_hash),
+            self.record_synced_many(
+                collection_id,
+                [SyncedPair(jmap_id, href, uid, local_etag, local_hash, server_hash)],
             )
             row = self.item_by_jmap_id(collection_id, jmap_id)
         assert row is not None
         return row
+
+    def record_synced_many(self, collection_id: int, pairs: Iterable[SyncedPair]) -> None:
+        """:meth:`record_synced` for many pairs in one transaction (one commit, one flush).
+
+        Ends the download journal entry of each href too.
+        """
+        conn = self._db.conn
+        with self.transaction():
+            try:
+                for p in pairs:
+                    # Pair by pair, so a later pair replaces an earlier one as it would alone.
+                    conn.execute(
+                        "DELETE FROM items WHERE collection_id = ? AND (jmap_id = ? OR href = ?)",
+                        (collection_id, p.jmap_id, p.href),
+                    )
+                    conn.execute(
+                        "INSERT INTO items (collection_id, jmap_id, uid, href, local_etag, "
+                        "local_hash, server_hash, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'synced')",
+                        (
+                            collection_id,
+                            p.jmap_id,
+                            p.uid,
+                            p.href,
+                            p.local_etag,
+                            p.local_hash,
+                            p.server_hash,
+                        ),
+                    )
+                    conn.execute(
+                        "DELETE FROM downloads WHERE collection_id = ? AND href = ?",
+                        (collection_id, p.href),
+                    )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"state database refused a write: {exc}") from exc
+
+    # -- download journal ------------------------------------------------------------------------
+
+    def begin_downloads(self, collection_id: int, pairs: Iterable[SyncedPair]) -> None:
+        """Journal files about to be written from server objects (one transaction).
+
+        :meth:`record_synced_many` ends an entry; :meth:`pending_downloads` lists those a crash
+        left open.
+        """
+        rows = [
+            (collection_id, p.href, p.jmap_id, p.uid, p.local_hash, p.server_hash) for p in pairs
+        ]
+        if not rows:
+            return
+        with self.transaction():
+            self._db.conn.executemany(
+                "INSERT INTO downloads (collection_id, href, jmap_id, uid, local_hash, "
+                "server_hash) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection_id, href) DO "
+                "UPDATE SET jmap_id = excluded.jmap_id, uid = excluded.uid, "
+                "local_hash = excluded.local_hash, server_hash = excluded.server_hash",
+                rows,
+            )
+
+    def pending_downloads(self, collection_id: int) -> list[SyncedPair]:
+        """Downloads journaled but not recorded (``local_etag`` is empty)."""
+        rows = self._query(
+            "SELECT href, jmap_id, uid, local_hash, server_hash FROM downloads "
+            "WHERE collection_id = ? ORDER BY href",
+            (collection_id,),
+        )
+        return [
+            SyncedPair(r["jmap_id"], r["href"], r["uid"], "", r["local_hash"], r["server_hash"])
+            for r in rows
+        ]
+
+    def end_downloads(self, collection_id: int, hrefs: Iterable[str]) -> None:
+        """Drop journal entries without recording anything (the file was not written)."""
+        with self.transaction():
+            self._db.conn.executemany(
+                "DELETE FROM downloads WHERE collection_id = ? AND href = ?",
+                [(collection_id, h) for h in hrefs],
+            )
 
     def begin_create(
         self,

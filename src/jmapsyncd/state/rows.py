@@ -20,6 +20,7 @@ __all__ = [
     "ItemRow",
     "ItemState",
     "RunRow",
+    "SyncedPair",
 ]
 
 CollectionKind = Literal["calendar", "tasklist"]
@@ -92,3 +93,19 @@ class RunRow:
     collection_id: int
     direction: Direction
     finished_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedPair:
+    """A local file and a server object that hold the same item (input of a bulk record).
+
+    As a download journal entry (:meth:`StateDB.begin_downloads`) ``local_etag`` is unused: the
+    file is not written yet.
+    """
+
+    jmap_id: str
+    href: str
+    uid: str | None
+    local_etag: str
+    local_hash: str
+    server_hash: str

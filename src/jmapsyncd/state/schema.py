@@ -89,6 +89,23 @@ _V1 = (
 # can tell whether the server holds our update even when the file has changed again since.
 _V2 = ("ALTER TABLE items ADD COLUMN pending_text TEXT",)
 
+# v3: the download journal. Files are written in chunks and flushed together; each chunk is
+# journaled first, so that after a crash a file holding exactly what was being written is known
+# for that server version, not mistaken for a local edit or a new local item.
+_V3 = (
+    """
+    CREATE TABLE downloads (
+        collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+        href TEXT NOT NULL,
+        jmap_id TEXT NOT NULL,
+        uid TEXT,
+        local_hash TEXT NOT NULL,
+        server_hash TEXT NOT NULL,
+        PRIMARY KEY (collection_id, href)
+    )
+    """,
+)
+
 #: Ordered migrations; index 0 is migration 1.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)

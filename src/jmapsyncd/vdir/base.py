@@ -39,17 +39,24 @@ class Collection(Protocol):
         """True if an item with this href exists."""
         ...
 
-    def upload(self, item: Item, href: str | None = None) -> tuple[str, str]:
+    def upload(
+        self, item: Item, href: str | None = None, *, durable: bool = True
+    ) -> tuple[str, str]:
         """Store a new item; returns ``(href, etag)``.
 
         ``href`` defaults to :func:`~jmapsyncd.vdir.names.href_for_uid` of the item's UID.
         :class:`PreconditionFailed` if that href is taken; :class:`StoreError` if the item has no
         UID and no href was given, or the href is not an acceptable item name.
+        ``durable=False``: the write is visible at once but durable only after :meth:`flush`.
         """
         ...
 
-    def update(self, href: str, item: Item, etag: str) -> str:
+    def update(self, href: str, item: Item, etag: str, *, durable: bool = True) -> str:
         """Replace the item at ``href`` if its etag is still ``etag``; returns the new etag."""
+        ...
+
+    def flush(self) -> None:
+        """Make the writes made with ``durable=False`` durable; a no-op when there are none."""
         ...
 
     def delete(self, href: str, etag: str) -> None:

@@ -4,13 +4,20 @@ Promises:
 
 * **Nothing is written outside the root.** Folder names come from :func:`safe_name` of the
   collection id, item names from :func:`href_for_uid` (or an href that passes
-  :func:`is_item_href`); every path is resolved before use and refused unless it lies inside the
-  root, so a symlink pointing outside the root is refused on read and on write.
+  :func:`is_item_href`, a single path component). A collection folder is resolved and refused
+  unless it lies inside the root; an item that is a symbolic link is resolved the same way
+  before it is read or replaced, so a symlink pointing outside the root is refused on read and
+  on write. (A plain item file needs no resolving: one component inside a checked folder.)
 * **Atomic writes.** Content goes to a temp file in the same folder (``.jmapsyncd-*.tmp``, ignored
   by khal, todoman and our watcher), is fsynced and renamed over the target (or hard-linked, for
   a create that must not clobber); the folder is fsynced after renames and unlinks. A crash leaves
   either the old or the new file, plus at worst a stale temp file that
   :meth:`Vdir.cleanup_temp_files` removes.
+* **Deferred durability, for bulk writes.** ``upload``/``update`` with ``durable=False`` are just
+  as atomic but skip both flushes; :meth:`VdirCollection.flush` then makes every such write
+  durable at once (``syncfs(2)`` where Linux has it, else an fsync per file and one of the
+  folder). A caller that records a file as synced must call it first: three flushes per item
+  would otherwise dominate a large download.
 * **etags** are ``"<mtime_ns>;<inode>;<size>"`` taken from the file descriptor we wrote or read,
   so a change made by someone else after our write shows up as a different etag.
 * Collection folders hold nothing but ``*.ics``, ``displayname`` and ``color``; a folder holding
@@ -26,11 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from jmapsyncd.errors import PreconditionFailed, StoreError
@@ -60,6 +68,38 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs(2)`` as ``fd -> errno`` (0 on success), or None where there is none."""
+    try:
+        import ctypes  # only here: most runs never flush in bulk
+
+        func = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int]
+
+    def call(fd: int) -> int:
+        return 0 if func(fd) == 0 else ctypes.get_errno() or errno.EIO
+
+    return call
+
+
+def _flush_filesystem(folder: Path) -> bool:
+    """Flush the whole file system holding ``folder``; False where that is not possible."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        err = syncfs(fd)
+    finally:
+        os.close(fd)
+    if err:
+        raise OSError(err, f"syncfs: {os.strerror(err)}")
+    return True
 
 
 def _encode(item: Item) -> bytes:
@@ -105,6 +145,8 @@ class VdirCollection(_Confined):
             raise StoreError(f"not a valid collection name: {name!r}")
         self._name = name
         self.path = root / name
+        self._folder_inside = False  # the folder resolved inside the root once: no need again
+        self._unflushed: list[Path] = []  # written with durable=False, not flushed yet
 
     def __repr__(self) -> str:
         return f"VdirCollection({str(self.path)!r})"
@@ -115,16 +157,28 @@ class VdirCollection(_Confined):
 
     # -- paths ---------------------------------------------------------------------------------
 
-    def _item_path(self, href: str) -> Path:
+    def _item_path(self, href: str, *, new: bool = False) -> Path:
+        """The path of an item: one component in the (checked) folder; a link is resolved.
+
+        ``new``: the caller only ever creates it without following links (hard link, no
+        clobber), so whatever link may be there is never followed and needs no check.
+        """
         if not is_item_href(href):
             raise StoreError(f"not an acceptable item name: {href!r}")
-        return self._inside(self.path / href)
+        if not self._folder_inside:
+            self._inside(self.path)
+            self._folder_inside = True
+        path = self.path / href
+        if not new and os.path.islink(path):
+            self._inside(path)
+        return path
 
     def _meta_path(self, key: str) -> Path:
         return self._inside(self.path / key)
 
     def _check_folder(self) -> None:
         self._inside(self.path)
+        self._folder_inside = True
         if not self.path.is_dir():
             raise StoreError(f"collection folder is missing: {self.path}")
 
@@ -137,11 +191,13 @@ class VdirCollection(_Confined):
         *,
         replace: bool,
         previous: os.stat_result | None = None,
+        durable: bool = True,
     ) -> os.stat_result:
         """Write ``data`` to ``target`` atomically; returns the stat of what we wrote.
 
         ``replace=False`` creates only: PreconditionFailed if ``target`` exists. ``previous`` is
         the stat of the file being replaced: the new mtime is made later than its mtime.
+        ``durable=False`` leaves the flushes to :meth:`flush`.
         """
         tmp = self.path / f".jmapsyncd-{secrets.token_hex(8)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -160,7 +216,8 @@ class VdirCollection(_Confined):
                     # Coarse clocks give two quick writes the same mtime, and the inode of the
                     # replaced file is free for reuse: without this an old etag could match.
                     os.utime(fd, ns=(st.st_atime_ns, previous.st_mtime_ns + 1))
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
                 # Taken from our own descriptor: rename and link keep mtime and inode.
                 st = os.fstat(fd)
             finally:
@@ -174,8 +231,29 @@ class VdirCollection(_Confined):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        _fsync_dir(self.path)
+        if durable:
+            _fsync_dir(self.path)
+        else:
+            self._unflushed.append(target)
         return st
+
+    def flush(self) -> None:
+        """Make every write made with ``durable=False`` durable (its data and its name)."""
+        if not self._unflushed:
+            return
+        try:
+            if not _flush_filesystem(self.path):
+                for path in self._unflushed:
+                    with contextlib.suppress(FileNotFoundError):
+                        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
+                _fsync_dir(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot flush {self.path} to disk: {exc}") from exc
+        self._unflushed.clear()
 
     @staticmethod
     def _link_no_clobber(tmp: Path, target: Path) -> None:
@@ -241,23 +319,26 @@ class VdirCollection(_Confined):
             raise StoreError(f"{path} is not UTF-8: {exc}") from exc
         return Item(text), etag_of(st)
 
-    def upload(self, item: Item, href: str | None = None) -> tuple[str, str]:
-        self._check_folder()
+    def upload(
+        self, item: Item, href: str | None = None, *, durable: bool = True
+    ) -> tuple[str, str]:
         if href is None:
             if item.uid is None:
                 raise StoreError("cannot name an item without a UID")
             href = href_for_uid(item.uid)
-        path = self._item_path(href)
-        st = self._write(path, _encode(item), replace=False)
+        path = self._item_path(href, new=True)
+        if not self.path.is_dir():
+            raise StoreError(f"collection folder is missing: {self.path}")
+        st = self._write(path, _encode(item), replace=False, durable=durable)
         return href, etag_of(st)
 
-    def update(self, href: str, item: Item, etag: str) -> str:
+    def update(self, href: str, item: Item, etag: str, *, durable: bool = True) -> str:
         path = self._item_path(href)
         st = self._current_stat(path, href)
         current = etag_of(st)
         if current != etag:
             raise PreconditionFailed(f"{href} changed on disk (etag {current}, expected {etag})")
-        return etag_of(self._write(path, _encode(item), replace=True, previous=st))
+        return etag_of(self._write(path, _encode(item), replace=True, previous=st, durable=durable))
 
     def delete(self, href: str, etag: str) -> None:
         path = self._item_path(href)

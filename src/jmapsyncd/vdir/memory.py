@@ -72,7 +72,9 @@ class MemoryCollection:
         except KeyError:
             raise PreconditionFailed(f"item does not exist: {href}") from None
 
-    def upload(self, item: Item, href: str | None = None) -> tuple[str, str]:
+    def upload(
+        self, item: Item, href: str | None = None, *, durable: bool = True
+    ) -> tuple[str, str]:
         self._check_alive()
         if href is None:
             if item.uid is None:
@@ -94,12 +96,15 @@ class MemoryCollection:
         if current != etag:
             raise PreconditionFailed(f"{href} changed (etag {current}, expected {etag})")
 
-    def update(self, href: str, item: Item, etag: str) -> str:
+    def update(self, href: str, item: Item, etag: str, *, durable: bool = True) -> str:
         self._check_etag(href, etag)
         _check_text(item)
         new = _next_etag()
         self.items[href] = (item, new)
         return new
+
+    def flush(self) -> None:
+        """Nothing to do: memory is as durable as it gets."""
 
     def delete(self, href: str, etag: str) -> None:
         self._check_etag(href, etag)
