@@ -90,7 +90,7 @@ class TestToWire:
         patch = event_to_wire({"example.com:extra/a": 2, "title": "x"}, learned, patch=True)
         assert patch == {"title": "x"}
 
-    def test_a_refused_standard_property_is_never_dropped(self) -> None:
+    def test_a_refused_standard_property_is_not_learned_for_every_event(self) -> None:
         error = JMAPSetError.from_set_error(
             "k0", {"type": "invalidProperties", "properties": ["title"]}
         )
