@@ -44,7 +44,6 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
         ("time_custom_vtimezone.ics", d): "Cyrus refuses timeZones (custom time zone)" for d in BOTH
     },
     ("recur_rules.ics", "cyrus-3.6"): "Cyrus 3.6 holds one recurrenceRule and no EXRULE",
-    ("time_end_timezone.ics", "cyrus-3.6"): "the location comes back as 'ERROR: No Value'",
 }
 
 

@@ -149,6 +149,16 @@ class TestFromWire:
             "recurrenceRules": [RULE],
         }
 
+    def test_cyrus36_error_no_value_location_name_is_no_name(self) -> None:
+        """time_end_timezone.ics: Cyrus 3.6 names a nameless end-zone location 'ERROR: No Value'."""
+        end = {"@type": "Location", "relativeTo": "end", "timeZone": "America/Los_Angeles"}
+        raw: dict[str, Any] = {
+            "@type": "jsevent",
+            "locations": {"end": {**end, "name": "ERROR: No Value"}},
+        }
+        assert event_from_wire(raw)["locations"] == {"end": end}
+        assert raw["locations"]["end"]["name"] == "ERROR: No Value"  # input not mutated
+
     def test_stalwart_singular_rule_becomes_a_list(self) -> None:
         raw = {"@type": "Event", "calendarIds": {"b": True}, "recurrenceRule": RULE}
         assert event_from_wire(raw)["recurrenceRules"] == [RULE]

@@ -282,7 +282,23 @@ def event_from_wire(event: dict[str, Any]) -> dict[str, Any]:
         rule = out.pop("recurrenceRule")
         if isinstance(rule, dict):
             out["recurrenceRules"] = [rule]
+    if isinstance(out.get("locations"), dict):
+        out["locations"] = _without_empty_value_marker(out["locations"])
     return out
+
+
+#: what libical puts in a property that has no value; Cyrus 3.6 hands it out as the name of a
+#: location that was sent without one (an end time zone: ``relativeTo: end``)
+LIBICAL_NO_VALUE = "ERROR: No Value"
+
+
+def _without_empty_value_marker(locations: dict[str, Any]) -> dict[str, Any]:
+    return {
+        lid: {k: v for k, v in loc.items() if k != "name" or v != LIBICAL_NO_VALUE}
+        if isinstance(loc, dict)
+        else loc
+        for lid, loc in locations.items()
+    }
 
 
 def task_from_wire(task: dict[str, Any]) -> dict[str, Any]:
