@@ -30,10 +30,6 @@ BOTH = ("cyrus-3.6", "cyrus-3.10")
 # Measured gaps, each a strict xfail: (fixture, dialect) -> what goes wrong and whose it is.
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     **{
-        ("misc.ics", d): "Cyrus refuses descriptionContentType (HTML description): not created"
-        for d in BOTH
-    },
-    **{
         ("recur_overrides.ics", d): "RECURRENCE-ID;RANGE=THISANDFUTURE: JSCalendar has no range, "
         "Cyrus refuses the override's jmapsyncd.org:ical/recurrenceIdRange key (3.10 names "
         "recurrenceOverrides/<id>, 3.6 recurrenceRule/recurrenceOverrides/<id>); the event is "

@@ -163,3 +163,26 @@ class TestSetEventsLeavesOutWhatIsRefused:
         assert not state.dialect.recurrence_rules_list
         assert seen[-1]["recurrenceRule"] == {"frequency": "weekly"}
         assert seen[-1]["recurrenceOverrides"][key] == {"start": "2024-01-30T09:00:00"}
+
+
+def test_a_refused_html_description_is_sent_as_plain_text_and_a_link() -> None:
+    """misc.ics on Cyrus: ``descriptionContentType: text/html`` is refused; nothing is dropped."""
+    state = state_for("ietf")
+    seen: list[dict[str, Any]] = []
+
+    def handler(name: str, args: dict[str, Any]) -> Reply:
+        obj = args["create"]["k0"]
+        seen.append(obj)
+        if obj.get("descriptionContentType", "text/plain") != "text/plain":
+            refused = ["descriptionContentType"]
+            return {"notCreated": {"k0": {"type": "invalidProperties", "properties": refused}}}
+        return {"newState": "2", "created": {"k0": {"id": "E1"}}}
+
+    ev = _event(description="<p>Hi</p>", descriptionContentType="text/html")
+    result, _ = run(flows.set_events(state, create={"mine": ev}), jmap(handler))
+    assert result.ok
+    assert result.dropped == {}
+    assert state.dialect is not None
+    assert not state.dialect.html_description
+    assert "description" not in seen[1]
+    assert seen[1]["links"]["description-html"]["contentType"] == "text/html"

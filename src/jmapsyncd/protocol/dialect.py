@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from jmapsyncd.convert._alt import html_description_as_link, html_description_from_link
 from jmapsyncd.protocol.session import CALENDARS, CYRUS_CALENDARS, TASKS, Session
 
 #: properties the server owns; never sent in a create or update
@@ -100,6 +101,9 @@ class Dialect:
     accepts_version: bool = True
     #: optional /set arguments the server refused (``sendSchedulingMessages`` …); not sent again
     rejected_args: frozenset[str] = frozenset()
+    #: the server stores ``descriptionContentType: text/html``; when not, an HTML description
+    #: goes as the plain one beside it plus an alternate ``text/html`` link
+    html_description: bool = True
     #: capability URI for JMAP Tasks, or None when not offered
     tasks_capability: str | None = None
     #: vendor properties (``domain:name``, RFC 8984 §3.3) the server refused; not sent again.
@@ -178,6 +182,8 @@ def event_to_wire(
     are kept (they clear the property) unless the dialect does not know the property at all.
     """
     out = copy.deepcopy(event)
+    if not dialect.html_description:  # before vendor data goes: the plain text is kept there
+        out = html_description_as_link(out, patch=patch)
     for key in SERVER_SET:
         out.pop(key, None)
     if not dialect.accepts_version:
@@ -284,7 +290,7 @@ def event_from_wire(event: dict[str, Any]) -> dict[str, Any]:
             out["recurrenceRules"] = [rule]
     if isinstance(out.get("locations"), dict):
         out["locations"] = _without_empty_value_marker(out["locations"])
-    return out
+    return html_description_from_link(out)
 
 
 #: what libical puts in a property that has no value; Cyrus 3.6 hands it out as the name of a

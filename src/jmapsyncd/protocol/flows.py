@@ -371,6 +371,8 @@ Trimmer = Callable[[dict[str, Any], list[str]], list[str]]
 
 #: how many times one object is sent again with less of it before its refusal stands
 MAX_TRIMS = 8
+#: how many dialect lessons one object may teach (each refusal names one trait at a time)
+MAX_LEARNS = 4
 
 
 def _identity(obj: dict[str, Any], dialect: Dialect | None, patch: bool) -> dict[str, Any]:
@@ -398,6 +400,8 @@ def learn_from_set_error(error: JMAPSetError, dialect: Dialect) -> Dialect | Non
         return dialect.learn(calendar_ids_map=False)
     if "calendarId" in props and not dialect.calendar_ids_map:
         return dialect.learn(calendar_ids_map=True)
+    if "descriptionContentType" in whole and dialect.html_description:
+        return dialect.learn(html_description=False)
     if "version" in props and dialect.accepts_version:
         return dialect.learn(accepts_version=False)
     if "@type" in props:
@@ -429,7 +433,8 @@ def set_objects(
     """/set in chunks of ``maxObjectsInSet`` (and ``maxSizeRequest``), per-object results.
 
     ``create`` keys are the caller's own; they are mapped to safe creation ids on the wire and
-    back in the result. Objects rejected for a dialect reason are adapted and retried once.
+    back in the result. Objects rejected for a dialect reason are adapted and retried, once per
+    trait learned (up to :data:`MAX_LEARNS`).
     ``optional`` arguments are dropped (and remembered) when the server refuses them.
 
     With a ``trimmer``, an object still refused with ``invalidProperties`` is sent again without
@@ -452,7 +457,7 @@ def set_objects(
     errors: dict[str, dict[str, JMAPSetError]] = {"create": {}, "update": {}, "destroy": {}}
     old_state: str | None = None
     new_state: str | None = None
-    retried: set[tuple[str, str]] = set()
+    retried: dict[tuple[str, str], int] = {}
     trims: dict[tuple[str, str], list[str]] = {}
     rounds: dict[tuple[str, str], int] = {}
 
@@ -528,9 +533,13 @@ def set_objects(
                         method=f"{kind.name}/set",
                     )
                     better = learner(error, state.dialect) if learner and state.dialect else None
-                    if better is not None and (op, oid) not in retried and (op, oid) in originals:
+                    if (
+                        better is not None
+                        and retried.get((op, oid), 0) < MAX_LEARNS
+                        and (op, oid) in originals
+                    ):
                         state.dialect = better
-                        retried.add((op, oid))
+                        retried[(op, oid)] = retried.get((op, oid), 0) + 1
                         retry.append((op, oid, originals[(op, oid)]))
                         continue
                     sent = (c if op == "create" else u).get(oid)
