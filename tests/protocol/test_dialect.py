@@ -90,7 +90,7 @@ class TestToWire:
         patch = event_to_wire({"example.com:extra/a": 2, "title": "x"}, learned, patch=True)
         assert patch == {"title": "x"}
 
-    def test_a_refused_standard_property_is_never_dropped(self) -> None:
+    def test_a_refused_standard_property_is_not_learned_for_every_event(self) -> None:
         error = JMAPSetError.from_set_error(
             "k0", {"type": "invalidProperties", "properties": ["title"]}
         )
@@ -148,6 +148,16 @@ class TestFromWire:
             "calendarIds": {"Default": True},
             "recurrenceRules": [RULE],
         }
+
+    def test_cyrus36_error_no_value_location_name_is_no_name(self) -> None:
+        """time_end_timezone.ics: Cyrus 3.6 names a nameless end-zone location 'ERROR: No Value'."""
+        end = {"@type": "Location", "relativeTo": "end", "timeZone": "America/Los_Angeles"}
+        raw: dict[str, Any] = {
+            "@type": "jsevent",
+            "locations": {"end": {**end, "name": "ERROR: No Value"}},
+        }
+        assert event_from_wire(raw)["locations"] == {"end": end}
+        assert raw["locations"]["end"]["name"] == "ERROR: No Value"  # input not mutated
 
     def test_stalwart_singular_rule_becomes_a_list(self) -> None:
         raw = {"@type": "Event", "calendarIds": {"b": True}, "recurrenceRule": RULE}

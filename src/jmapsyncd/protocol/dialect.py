@@ -23,10 +23,12 @@ never see dialects.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from jmapsyncd.convert._alt import html_description_as_link, html_description_from_link
 from jmapsyncd.protocol.session import CALENDARS, CYRUS_CALENDARS, TASKS, Session
 
 #: properties the server owns; never sent in a create or update
@@ -99,10 +101,15 @@ class Dialect:
     accepts_version: bool = True
     #: optional /set arguments the server refused (``sendSchedulingMessages`` …); not sent again
     rejected_args: frozenset[str] = frozenset()
+    #: the server stores ``descriptionContentType: text/html``; when not, an HTML description
+    #: goes as the plain one beside it plus an alternate ``text/html`` link
+    html_description: bool = True
     #: capability URI for JMAP Tasks, or None when not offered
     tasks_capability: str | None = None
     #: vendor properties (``domain:name``, RFC 8984 §3.3) the server refused; not sent again.
-    #: Only vendor properties are ever dropped this way: standard ones always reach the server.
+    #: Only vendor properties are dropped this way, for every event. A standard property the
+    #: server refuses is left out of that one object only, after the dialect's other encodings
+    #: were tried, and reported (``SetResult.dropped`` and a warning); see ``docs/client.md``.
     rejected_properties: frozenset[str] = frozenset()
 
     def learn(self, **changes: Any) -> Dialect:
@@ -175,6 +182,8 @@ def event_to_wire(
     are kept (they clear the property) unless the dialect does not know the property at all.
     """
     out = copy.deepcopy(event)
+    if not dialect.html_description:  # before vendor data goes: the plain text is kept there
+        out = html_description_as_link(out, patch=patch)
     for key in SERVER_SET:
         out.pop(key, None)
     if not dialect.accepts_version:
@@ -279,7 +288,23 @@ def event_from_wire(event: dict[str, Any]) -> dict[str, Any]:
         rule = out.pop("recurrenceRule")
         if isinstance(rule, dict):
             out["recurrenceRules"] = [rule]
-    return out
+    if isinstance(out.get("locations"), dict):
+        out["locations"] = _without_empty_value_marker(out["locations"])
+    return html_description_from_link(out)
+
+
+#: what libical puts in a property that has no value; Cyrus 3.6 hands it out as the name of a
+#: location that was sent without one (an end time zone: ``relativeTo: end``)
+LIBICAL_NO_VALUE = "ERROR: No Value"
+
+
+def _without_empty_value_marker(locations: dict[str, Any]) -> dict[str, Any]:
+    return {
+        lid: {k: v for k, v in loc.items() if k != "name" or v != LIBICAL_NO_VALUE}
+        if isinstance(loc, dict)
+        else loc
+        for lid, loc in locations.items()
+    }
 
 
 def task_from_wire(task: dict[str, Any]) -> dict[str, Any]:
@@ -332,3 +357,121 @@ def calendar_from_wire(data: dict[str, Any]) -> dict[str, Any]:
         rights = {k: v for k, v in data.items() if k.startswith("may") and isinstance(v, bool)}
         out["myRights"] = rights
     return out
+
+
+# --------------------------------------------------------------------------- refused paths
+
+#: top-level properties that carry an event's time or identity: dropping one of them (or a
+#: whole entry of one) would change what the rest means, so a refusal of it is final
+NEVER_DROPPED = frozenset(
+    {
+        "@type",
+        "uid",
+        "start",
+        "timeZone",
+        "timeZones",
+        "duration",
+        "showWithoutTime",
+        "recurrenceRules",
+        "recurrenceRule",
+        "excludedRecurrenceRules",
+        "recurrenceOverrides",
+        "calendarIds",
+        "calendarId",
+    }
+)
+
+
+def _unescape(segment: str) -> str:
+    """A JSON pointer segment (RFC 6901): ``~1`` is ``/``, ``~0`` is ``~``."""
+    return segment.replace("~1", "/").replace("~0", "~")
+
+
+def _locate(obj: Any, segments: list[str]) -> list[str] | None:
+    """The keys leading to ``segments`` inside ``obj``, or None when nothing is there.
+
+    A key may itself be a pointer (a PatchObject's ``participants/p1/name``, RFC 8620 §5.3),
+    so the longest run of segments that names a key is taken first.
+    """
+    if not segments:
+        return []
+    if not isinstance(obj, dict):
+        return None
+    for n in range(len(segments), 0, -1):
+        key = "/".join(segments[:n])
+        if key in obj:
+            rest = _locate(obj[key], segments[n:])
+            if rest is not None:
+                return [key, *rest]
+    return None
+
+
+def _value(obj: Any, keys: list[str]) -> Any:
+    for key in keys:
+        obj = obj[key]
+    return obj
+
+
+def _is_vendor(key: str) -> bool:
+    return ":" in key.partition("/")[0]
+
+
+def narrowest_drops(obj: dict[str, Any], refused: Iterable[str]) -> list[str]:
+    """The narrowest paths of ``obj`` (a wire event or patch) to leave out for ``refused``.
+
+    ``refused`` are the server's ``invalidProperties`` (RFC 8620 §5.3), JSON pointers such as
+    ``participants/p1/sendTo``. A path that names a value drops that value, or only the vendor
+    members of it when it holds any (Cyrus names a whole override for one vendor key in it). A
+    path that names nothing names a missing member: its nearest existing container is dropped.
+    Cyrus 3.6 may put an unrelated property in front of a path; a tail that names something is
+    taken then. Paths under :data:`NEVER_DROPPED` are never given (at most two levels deep):
+    the refusal of those is final. The paths are given as ``/``-joined keys.
+    """
+    drops: list[list[str]] = []
+    for path in refused:
+        segments = [_unescape(s) for s in path.split("/")] if path else []
+        if not segments:
+            continue
+        found = _locate(obj, segments)
+        for i in range(1, len(segments)):
+            if found is not None:
+                break
+            found = _locate(obj, segments[i:])
+        missing = found is None
+        for i in range(len(segments) - 1, 0, -1):
+            if found is not None:
+                break
+            found = _locate(obj, segments[:i])
+        if not found:
+            continue
+        value = _value(obj, found)
+        if not missing and isinstance(value, dict) and any(_is_vendor(k) for k in value):
+            drops.extend([*found, k] for k in value if _is_vendor(k))
+            continue
+        head = found[0].partition("/")[0]
+        if head in NEVER_DROPPED and len(found) + found[0].count("/") <= 2:
+            continue
+        drops.append(found)
+    out: list[str] = []
+    for keys in drops:
+        text = "/".join(keys)
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def drop_paths(obj: dict[str, Any], paths: Iterable[str]) -> list[str]:
+    """Remove each of ``paths`` (as :func:`narrowest_drops` gives them) from ``obj`` in place.
+
+    Returns the paths that were there and are now gone.
+    """
+    gone: list[str] = []
+    for path in paths:
+        keys = _locate(obj, path.split("/"))
+        if not keys:
+            continue
+        parent = _value(obj, keys[:-1])
+        if isinstance(parent, dict) and keys[-1] in parent:
+            del parent[keys[-1]]
+            gone.append(path)
+    return gone

@@ -15,6 +15,7 @@ Calendar, CalendarEvent (JMAP Calendars draft), TaskList and Task (JMAP Tasks dr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,8 +36,10 @@ from jmapsyncd.protocol.dialect import (
     calendar_filter,
     calendar_from_wire,
     dialect_from_session,
+    drop_paths,
     event_from_wire,
     event_to_wire,
+    narrowest_drops,
     query_datetime,
     task_from_wire,
 )
@@ -55,6 +58,8 @@ from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, json_object, reda
 
 T = TypeVar("T")
 Flow = Generator[HttpRequest, HttpResponse, T]
+
+log = logging.getLogger("jmapsyncd.protocol")
 
 MAX_REDIRECTS = 5
 WELL_KNOWN = "/.well-known/jmap"
@@ -361,6 +366,13 @@ def changes_page(
 
 Adapter = Callable[[dict[str, Any], Dialect | None, bool], dict[str, Any]]
 Learner = Callable[[JMAPSetError, Dialect], Dialect | None]
+#: (the object as sent, the server's invalidProperties) -> the paths to leave out of it
+Trimmer = Callable[[dict[str, Any], list[str]], list[str]]
+
+#: how many times one object is sent again with less of it before its refusal stands
+MAX_TRIMS = 8
+#: how many dialect lessons one object may teach (each refusal names one trait at a time)
+MAX_LEARNS = 4
 
 
 def _identity(obj: dict[str, Any], dialect: Dialect | None, patch: bool) -> dict[str, Any]:
@@ -377,14 +389,19 @@ def learn_from_set_error(error: JMAPSetError, dialect: Dialect) -> Dialect | Non
     if error.error_type != "invalidProperties":
         return None
     props = {p.split("/")[0] for p in error.properties}
-    if {"recurrenceRules", "excludedRecurrenceRules"} & props and dialect.recurrence_rules_list:
+    # A rule shape is refused as a whole; Cyrus 3.6 also puts ``recurrenceRule/`` in front of
+    # paths that are about other properties, which says nothing about the rule's shape.
+    whole = set(error.properties)
+    if {"recurrenceRules", "excludedRecurrenceRules"} & whole and dialect.recurrence_rules_list:
         return dialect.learn(recurrence_rules_list=False)
-    if "recurrenceRule" in props and not dialect.recurrence_rules_list:
+    if "recurrenceRule" in whole and not dialect.recurrence_rules_list:
         return dialect.learn(recurrence_rules_list=True)
     if "calendarIds" in props and dialect.calendar_ids_map:
         return dialect.learn(calendar_ids_map=False)
     if "calendarId" in props and not dialect.calendar_ids_map:
         return dialect.learn(calendar_ids_map=True)
+    if "descriptionContentType" in whole and dialect.html_description:
+        return dialect.learn(html_description=False)
     if "version" in props and dialect.accepts_version:
         return dialect.learn(accepts_version=False)
     if "@type" in props:
@@ -411,12 +428,19 @@ def set_objects(
     optional: Mapping[str, Any] | None = None,
     adapter: Adapter = _identity,
     learner: Learner | None = None,
+    trimmer: Trimmer | None = None,
 ) -> Flow[SetResult]:
     """/set in chunks of ``maxObjectsInSet`` (and ``maxSizeRequest``), per-object results.
 
     ``create`` keys are the caller's own; they are mapped to safe creation ids on the wire and
-    back in the result. Objects rejected for a dialect reason are adapted and retried once.
+    back in the result. Objects rejected for a dialect reason are adapted and retried, once per
+    trait learned (up to :data:`MAX_LEARNS`).
     ``optional`` arguments are dropped (and remembered) when the server refuses them.
+
+    With a ``trimmer``, an object still refused with ``invalidProperties`` is sent again without
+    the narrowest paths the trimmer names (up to :data:`MAX_TRIMS` times, while it names new
+    ones). What an accepted object went without is in ``SetResult.dropped`` and logged as a
+    warning naming the object's ``uid``: nothing is left out silently.
     """
     session = yield from _prepare(state, kind)
     create = dict(create or {})
@@ -433,7 +457,14 @@ def set_objects(
     errors: dict[str, dict[str, JMAPSetError]] = {"create": {}, "update": {}, "destroy": {}}
     old_state: str | None = None
     new_state: str | None = None
-    retried: set[tuple[str, str]] = set()
+    retried: dict[tuple[str, str], int] = {}
+    trims: dict[tuple[str, str], list[str]] = {}
+    rounds: dict[tuple[str, str], int] = {}
+
+    def wire(op: str, key: str, obj: dict[str, Any], dialect: Dialect | None) -> dict[str, Any]:
+        out = adapter(obj, dialect, op == "update")
+        drop_paths(out, trims.get((op, key), ()))
+        return out
 
     pending = items
     while pending:
@@ -448,8 +479,8 @@ def set_objects(
             rejected = dialect.rejected_args if dialect else frozenset()
             tried = {k: v for k, v in (optional or {}).items() if k not in rejected}
             args.update(tried)
-            c = {k: adapter(v, dialect, False) for op, k, v in chunk if op == "create"}
-            u = {k: adapter(v, dialect, True) for op, k, v in chunk if op == "update"}
+            c = {k: wire(op, k, v, dialect) for op, k, v in chunk if op == "create"}
+            u = {k: wire(op, k, v, dialect) for op, k, v in chunk if op == "update"}
             d = [k for op, k, _ in chunk if op == "destroy"]
             if c:
                 args["create"] = c
@@ -502,14 +533,46 @@ def set_objects(
                         method=f"{kind.name}/set",
                     )
                     better = learner(error, state.dialect) if learner and state.dialect else None
-                    if better is not None and (op, oid) not in retried and (op, oid) in originals:
+                    if (
+                        better is not None
+                        and retried.get((op, oid), 0) < MAX_LEARNS
+                        and (op, oid) in originals
+                    ):
                         state.dialect = better
-                        retried.add((op, oid))
+                        retried[(op, oid)] = retried.get((op, oid), 0) + 1
                         retry.append((op, oid, originals[(op, oid)]))
                         continue
+                    sent = (c if op == "create" else u).get(oid)
+                    if (
+                        trimmer is not None
+                        and sent is not None
+                        and error.error_type == "invalidProperties"
+                        and rounds.get((op, oid), 0) < MAX_TRIMS
+                    ):
+                        done = trims.setdefault((op, oid), [])
+                        more = [p for p in trimmer(sent, list(error.properties)) if p not in done]
+                        if more:
+                            done.extend(more)
+                            rounds[(op, oid)] = rounds.get((op, oid), 0) + 1
+                            retry.append((op, oid, originals[(op, oid)]))
+                            continue
                     key = keys.get(oid, oid) if op == "create" else oid
                     errors[op][key] = error
         pending = retry
+    dropped: dict[str, tuple[str, ...]] = {}
+    for (op, oid), paths in trims.items():
+        key = keys.get(oid, oid) if op == "create" else oid
+        if not paths or (key not in created if op == "create" else key not in updated):
+            continue
+        dropped[key] = tuple(paths)
+        original = create.get(key) if op == "create" else update.get(key)
+        uid = original.get("uid") if isinstance(original, dict) else None
+        log.warning(
+            "%s %s was stored without what the server refused: %s",
+            kind.name,
+            uid if isinstance(uid, str) else key,
+            ", ".join(paths),
+        )
     return SetResult(
         created=created,
         updated=updated,
@@ -519,6 +582,7 @@ def set_objects(
         not_destroyed=errors["destroy"],
         old_state=old_state,
         new_state=new_state,
+        dropped=dropped,
     )
 
 
@@ -541,6 +605,7 @@ def set_events(
             optional={"sendSchedulingMessages": False},
             adapter=_event_adapter,
             learner=learn_from_set_error,
+            trimmer=narrowest_drops,
         )
     )
 
@@ -571,6 +636,7 @@ def set_one(
         | dict(optional or {}),
         adapter=adapter,
         learner=learner,
+        trimmer=narrowest_drops if kind is EVENT else None,
     )
     result.raise_first_error()
     if create is not None:

@@ -33,6 +33,10 @@ class SetResult:
 
     ``created`` maps the caller's key to the server's answer (at least ``id``); ``not_*`` map the
     caller's key or object id to a :class:`~jmapsyncd.errors.JMAPSetError`.
+
+    ``dropped`` maps the caller's key (create) or object id (update) of an object the server
+    accepted only without some of its content to those paths (``participants/p1/sendTo``…):
+    what the server holds lacks them, the caller's copy still has them.
     """
 
     created: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -43,6 +47,7 @@ class SetResult:
     not_destroyed: dict[str, JMAPSetError] = field(default_factory=dict)
     old_state: str | None = None
     new_state: str | None = None
+    dropped: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

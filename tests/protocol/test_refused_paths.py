@@ -1,0 +1,188 @@
+"""Parts of an event the server refuses: left out of that event only, retried, and reported.
+
+The refusals are the ones measured on Cyrus 3.6 and 3.10 (``invalidProperties`` naming JSON
+pointers into the event, RFC 8620 §5.3); the answers here are scripted, no server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from jmapsyncd.protocol import flows
+from jmapsyncd.protocol.dialect import drop_paths, narrowest_drops
+from tests.protocol.scripted import jmap, run, state_for
+
+Reply = dict[str, Any] | tuple[str, dict[str, Any]]
+
+OWNER = {"roles": {"owner": True}, "sendTo": {"imip": "mailto:ann@example.com"}}
+DAVE = {
+    "roles": {"attendee": True},
+    "sendTo": {"imip": "mailto:dave@example.com"},
+    "participationStatus": "delegated",
+    "delegatedTo": {"erin": True},
+}
+CONTACT = {"roles": {"contact": True}, "name": "Front desk"}
+
+
+def _event(**extra: Any) -> dict[str, Any]:
+    return {
+        "uid": "u1@example.com",
+        "title": "Planning",
+        "start": "2024-04-10T13:00:00",
+        "timeZone": "Etc/UTC",
+        "calendarIds": {"c": True},
+        **extra,
+    }
+
+
+class TestNarrowestDrops:
+    def test_a_refused_value_is_dropped_alone(self) -> None:
+        ev = _event(participants={"o": OWNER, "d": DAVE})
+        assert narrowest_drops(ev, ["participants/d/participationStatus"]) == [
+            "participants/d/participationStatus"
+        ]
+
+    def test_a_missing_member_drops_its_container(self) -> None:
+        ev = _event(participants={"o": OWNER, "contact1": CONTACT})
+        assert narrowest_drops(ev, ["participants/contact1/sendTo"]) == ["participants/contact1"]
+
+    def test_an_override_named_for_a_vendor_key_loses_only_that_key(self) -> None:
+        override = {"title": "x", "example.com:ical/range": "THISANDFUTURE"}
+        ev = _event(recurrenceOverrides={"2024-01-30T09:30:00": override})
+        assert narrowest_drops(ev, ["recurrenceOverrides/2024-01-30T09:30:00"]) == [
+            "recurrenceOverrides/2024-01-30T09:30:00/example.com:ical/range"
+        ]
+
+    def test_cyrus36_prefix_of_an_unrelated_property_is_skipped(self) -> None:
+        override = {"title": "x", "example.com:ical/range": "THISANDFUTURE"}
+        ev = _event(
+            recurrenceRule={"frequency": "weekly"},
+            recurrenceOverrides={"2024-01-30T09:30:00": override},
+        )
+        refused = ["recurrenceRule/recurrenceOverrides/2024-01-30T09:30:00"]
+        assert narrowest_drops(ev, refused) == [
+            "recurrenceOverrides/2024-01-30T09:30:00/example.com:ical/range"
+        ]
+
+    @pytest.mark.parametrize(
+        "path", ["timeZones", "timeZone", "start", "recurrenceOverrides/2024-01-30T09:30:00"]
+    )
+    def test_time_and_recurrence_are_never_dropped(self, path: str) -> None:
+        ev = _event(
+            timeZones={"/X": {}},
+            recurrenceOverrides={"2024-01-30T09:30:00": {"excluded": True}},
+        )
+        assert narrowest_drops(ev, [path]) == []
+
+    def test_pointer_keys_of_a_patch_are_found(self) -> None:
+        patch = {"participants/d/participationStatus": "delegated", "title": "x"}
+        paths = narrowest_drops(patch, ["participants/d/participationStatus"])
+        assert paths == ["participants/d/participationStatus"]
+        assert drop_paths(patch, paths) == paths
+        assert patch == {"title": "x"}
+
+
+class TestSetEventsLeavesOutWhatIsRefused:
+    """participants.ics on Cyrus: one refused participant status made the whole create fail."""
+
+    def test_refused_participant_paths_are_dropped_retried_and_reported(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        seen: list[dict[str, Any]] = []
+
+        def handler(name: str, args: dict[str, Any]) -> Reply:
+            obj = args["create"]["k0"]
+            seen.append(obj)
+            parts = obj["participants"]
+            refused = [f"participants/{p}/sendTo" for p, v in parts.items() if "sendTo" not in v]
+            refused += [
+                f"participants/{p}/participationStatus"
+                for p, v in parts.items()
+                if v.get("participationStatus") == "delegated"
+            ]
+            if refused:
+                return {"notCreated": {"k0": {"type": "invalidProperties", "properties": refused}}}
+            return {"newState": "2", "created": {"k0": {"id": "E1"}}}
+
+        ev = _event(participants={"o": OWNER, "d": DAVE, "contact1": CONTACT})
+        with caplog.at_level(logging.WARNING, logger="jmapsyncd.protocol"):
+            result, _ = run(flows.set_events(state_for(), create={"mine": ev}), jmap(handler))
+        assert result.ok
+        assert result.created["mine"] == {"id": "E1"}
+        assert result.dropped == {
+            "mine": ("participants/contact1", "participants/d/participationStatus")
+        }
+        assert len(seen) == 2
+        assert set(seen[1]["participants"]) == {"o", "d"}
+        assert seen[1]["participants"]["d"]["delegatedTo"] == {"erin": True}
+        assert "participationStatus" not in seen[1]["participants"]["d"]
+        assert ev["participants"]["contact1"] == CONTACT  # the caller's copy keeps everything
+        [record] = caplog.records
+        assert "u1@example.com" in record.getMessage()
+        assert "participants/contact1" in record.getMessage()
+
+    def test_a_refused_time_zone_still_fails_the_create(self) -> None:
+        seen: list[dict[str, Any]] = []
+
+        def handler(name: str, args: dict[str, Any]) -> Reply:
+            seen.append(args["create"]["k0"])
+            return {
+                "notCreated": {"k0": {"type": "invalidProperties", "properties": ["timeZones"]}}
+            }
+
+        ev = _event(timeZone="/Mars", timeZones={"/Mars": {"@type": "TimeZone"}})
+        result, _ = run(flows.set_events(state_for(), create={"mine": ev}), jmap(handler))
+        assert result.not_created["mine"].properties == ["timeZones"]
+        assert result.dropped == {}
+        assert len(seen) == 1
+
+    def test_cyrus36_override_path_does_not_flip_the_rule_shape(self) -> None:
+        state = state_for("cyrus36")
+        seen: list[dict[str, Any]] = []
+        key = "2024-01-30T09:30:00"
+
+        def handler(name: str, args: dict[str, Any]) -> Reply:
+            if "sendSchedulingMessages" in args:
+                return ("error", {"type": "invalidArguments"})
+            obj = args["create"]["k0"]
+            seen.append(obj)
+            if any(":" in k for k in obj["recurrenceOverrides"][key]):
+                refused = [f"recurrenceRule/recurrenceOverrides/{key}"]
+                return {"notCreated": {"k0": {"type": "invalidProperties", "properties": refused}}}
+            return {"newState": "2", "created": {"k0": {"id": "u1@example.com"}}}
+
+        override = {"start": "2024-01-30T09:00:00", "example.com:ical/range": "THISANDFUTURE"}
+        ev = _event(recurrenceRules=[{"frequency": "weekly"}], recurrenceOverrides={key: override})
+        result, _ = run(flows.set_events(state, create={"mine": ev}), jmap(handler))
+        assert result.ok
+        assert result.dropped == {"mine": (f"recurrenceOverrides/{key}/example.com:ical/range",)}
+        assert state.dialect is not None
+        assert not state.dialect.recurrence_rules_list
+        assert seen[-1]["recurrenceRule"] == {"frequency": "weekly"}
+        assert seen[-1]["recurrenceOverrides"][key] == {"start": "2024-01-30T09:00:00"}
+
+
+def test_a_refused_html_description_is_sent_as_plain_text_and_a_link() -> None:
+    """misc.ics on Cyrus: ``descriptionContentType: text/html`` is refused; nothing is dropped."""
+    state = state_for("ietf")
+    seen: list[dict[str, Any]] = []
+
+    def handler(name: str, args: dict[str, Any]) -> Reply:
+        obj = args["create"]["k0"]
+        seen.append(obj)
+        if obj.get("descriptionContentType", "text/plain") != "text/plain":
+            refused = ["descriptionContentType"]
+            return {"notCreated": {"k0": {"type": "invalidProperties", "properties": refused}}}
+        return {"newState": "2", "created": {"k0": {"id": "E1"}}}
+
+    ev = _event(description="<p>Hi</p>", descriptionContentType="text/html")
+    result, _ = run(flows.set_events(state, create={"mine": ev}), jmap(handler))
+    assert result.ok
+    assert result.dropped == {}
+    assert state.dialect is not None
+    assert not state.dialect.html_description
+    assert "description" not in seen[1]
+    assert seen[1]["links"]["description-html"]["contentType"] == "text/html"
