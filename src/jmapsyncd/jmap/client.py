@@ -18,7 +18,7 @@ from jmapsyncd.jmap._ops import DateLike, Operations
 from jmapsyncd.jmap.objects import JMAPCalendar, JMAPCalendarObject
 from jmapsyncd.protocol.flows import CALENDAR, EVENT, TASK, TASK_LIST, ClientState, Flow
 from jmapsyncd.protocol.session import Session
-from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.values import ChangeSet, Pull, SetResult
 from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, redact_url
 
 T = TypeVar("T")
@@ -187,6 +187,29 @@ class JMAPClient:
     def calendar_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet:
         """Calendar changes since a state; CannotCalculateChanges means: list everything again."""
         return self._run(self._ops.changes(CALENDAR, since_state, max_changes))
+
+    def pull(
+        self,
+        *,
+        calendar_state: str | None,
+        event_state: str | None,
+        task_list_state: str | None = None,
+        task_state: str | None = None,
+        tasks: bool = True,
+        max_changes: int | None = None,
+    ) -> Pull:
+        """What changed since the stored states, in one request unless changes page.
+
+        Calendar/changes and CalendarEvent/changes (and TaskList/Task when ``tasks`` and the
+        server offers them) with the changed objects by result reference. A None state lists
+        the collections in full, or marks the items as needing a full listing
+        (``full_items_needed``; so does ``cannotCalculateChanges``). See :class:`Pull`.
+        """
+        return self._run(
+            self._ops.pull(
+                calendar_state, event_state, task_list_state, task_state, tasks, max_changes
+            )
+        )
 
     def event_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet:
         """Event changes since a state, all pages; CannotCalculateChanges → full resync."""
