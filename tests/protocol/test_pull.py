@@ -1,22 +1,30 @@
 """The one-request pull fed by hand: /changes with /get by result reference (RFC 8620 §3.7,
-§5.1, §5.2), paging through hasMoreChanges, cannotCalculateChanges, the core limits."""
+§5.1, §5.2), paging through hasMoreChanges, cannotCalculateChanges, the core limits, and a
+session taken from an earlier process (§2) that may have moved."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from jmapsyncd.errors import JMAPMethodError, RemoteProtocolError
+from jmapsyncd.errors import JMAPMethodError, JMAPRequestError, RemoteProtocolError
 from jmapsyncd.protocol import flows
 from jmapsyncd.protocol.flows import ClientState
 from jmapsyncd.protocol.session import TASKS
 from jmapsyncd.protocol.values import Pull
-from jmapsyncd.protocol.wire import HttpRequest
+from jmapsyncd.protocol.wire import HttpRequest, HttpResponse
 from tests.protocol.scripted import (
+    API_URL,
+    BASE,
+    SESSION_URL,
+    answer,
     calls,
     jmap_refs,
     run,
+    session_json,
     state_for,
 )
 
@@ -318,3 +326,144 @@ class TestLimits:
         ]
         assert sent[2].json["methodCalls"][0][1]["ids"] == ["e1"]
         assert [o["id"] for o in result.events.item_objects] == ["e1"]
+
+
+# --------------------------------------------------------------------------- session cache
+
+OLD_API = f"{BASE}/old-api/"
+
+
+def _discovering(
+    model: Model, *, api_url: str = "/jmap/", account: str = "acc"
+) -> Callable[[HttpRequest], HttpResponse]:
+    """A responder that answers the session GET and JMAP POSTs at ``api_url`` only."""
+    handle = jmap_refs(model.handle)
+
+    def respond(req: HttpRequest) -> HttpResponse:
+        if req.method == "GET":
+            data = session_json(api_url=api_url)
+            if account != "acc":
+                data["accounts"] = {account: data["accounts"]["acc"]}
+                data["primaryAccounts"] = dict.fromkeys(data["primaryAccounts"], account)
+            return answer(data, url=req.url)
+        if req.url != BASE + api_url:
+            return answer(b"not here", status=404, url=req.url)
+        wrong = [c for c in req.json["methodCalls"] if c[1].get("accountId") != account]
+        if wrong:
+            out = [["error", {"type": "accountNotFound"}, c[2]] for c in req.json["methodCalls"]]
+            return answer({"methodResponses": out, "sessionState": "s0"}, url=req.url)
+        return handle(req)
+
+    return respond
+
+
+def _exported(api_url: str = "/jmap/", login: str = "alice") -> dict[str, Any]:
+    state = ClientState(SESSION_URL)
+    flows.import_session(
+        state,
+        {
+            "version": 1,
+            "url": SESSION_URL,
+            "login": login,
+            "sessionUrl": SESSION_URL,
+            "session": session_json(api_url=api_url),
+        },
+        login,
+    )
+    data = flows.export_session(state, login)
+    assert data is not None
+    return data
+
+
+class TestSessionCache:
+    def test_export_is_none_before_the_session_is_known(self) -> None:
+        assert flows.export_session(ClientState(SESSION_URL)) is None
+
+    def test_export_round_trips_through_json_and_saves_discovery(self) -> None:
+        model = Model()
+        first = ClientState(SESSION_URL)
+        run(flows.ensure_session(first), _discovering(model))
+        data = json.loads(json.dumps(flows.export_session(first, "alice")))
+        assert data["sessionUrl"] == SESSION_URL
+        assert "password" not in json.dumps(data)
+        second = ClientState(SESSION_URL)
+        assert flows.import_session(second, data, "alice")
+        assert second.dialect is not None
+        _, sent = _pull(second, model)
+        assert [r.method for r in sent] == ["POST"]
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"url": "http://other.test/jmap"},
+            {"login": "bob"},
+            {"version": 99},
+            {"session": {"apiUrl": "/jmap/"}},
+            {"sessionUrl": None},
+        ],
+    )
+    def test_foreign_or_broken_data_is_ignored(self, change: dict[str, Any]) -> None:
+        data = {**_exported(), **change}
+        state = ClientState(SESSION_URL)
+        assert not flows.import_session(state, data, "alice")
+        assert state.session is None
+        assert not flows.import_session(state, "garbage", "alice")
+
+    def test_moved_api_url_is_found_again_and_the_request_retried_once(self) -> None:
+        model = Model()
+        model.event("e1", "One")
+        state = ClientState(SESSION_URL)
+        assert flows.import_session(state, _exported(api_url="/old-api/"), "alice")
+        result, sent = run(
+            flows.pull(state, calendar_state="K1", event_state="E0"), _discovering(model)
+        )
+        assert [(r.method, r.url) for r in sent] == [
+            ("POST", OLD_API),
+            ("GET", SESSION_URL),
+            ("POST", API_URL),
+        ]
+        assert sent[0].json == sent[2].json
+        assert result.events.item_changes is not None
+        assert result.events.item_changes.created == ("e1",)
+        assert state.session is not None
+        assert state.session.api_url == API_URL
+
+    def test_a_new_account_id_is_put_into_the_retried_request(self) -> None:
+        model = Model()
+        state = ClientState(SESSION_URL)
+        assert flows.import_session(state, _exported(), "alice")
+        result, sent = run(
+            flows.pull(state, calendar_state=None, event_state=None),
+            _discovering(model, account="acc2"),
+        )
+        assert [r.method for r in sent] == ["POST", "GET", "POST"]
+        assert sent[2].json["methodCalls"][0][1]["accountId"] == "acc2"
+        assert result.events.collections is not None
+
+    def test_a_session_just_fetched_is_not_fetched_again_on_404(self) -> None:
+        model = Model()
+        state = ClientState(SESSION_URL)
+        responder = _discovering(model)
+
+        def broken(req: HttpRequest) -> HttpResponse:
+            if req.method == "POST":
+                return answer(b"gone", status=404, url=req.url)
+            return responder(req)
+
+        with pytest.raises(JMAPRequestError):
+            run(flows.pull(state, calendar_state=None, event_state=None), broken)
+
+    def test_same_place_after_discovery_means_no_retry(self) -> None:
+        state = ClientState(SESSION_URL)
+        assert flows.import_session(state, _exported(), "alice")
+        gets: list[str] = []
+
+        def respond(req: HttpRequest) -> HttpResponse:
+            if req.method == "GET":
+                gets.append(req.url)
+                return answer(session_json(), url=req.url)
+            return answer(b"gone", status=404, url=req.url)
+
+        with pytest.raises(JMAPRequestError):
+            run(flows.pull(state, calendar_state=None, event_state=None), respond)
+        assert gets == [SESSION_URL]

@@ -56,6 +56,12 @@ class Operations:
     def session(self) -> Flow[Session]:
         return flows.ensure_session(self.state)
 
+    def export_session(self, login: str | None) -> dict[str, Any] | None:
+        return flows.export_session(self.state, login)
+
+    def import_session(self, data: Mapping[str, Any], login: str | None) -> bool:
+        return flows.import_session(self.state, data, login)
+
     # ------------------------------------------------------------------ pull
 
     def pull(

@@ -100,6 +100,25 @@ class JMAPClient:
         """The session resource (fetched on first use)."""
         return self._run(self._ops.session())
 
+    def export_session(self) -> dict[str, Any] | None:
+        """The session resource in use, as JSON-able data for :meth:`import_session`.
+
+        Holds the URL and login name the client was given, the URL the session came from and
+        the server's session object; no password or token. None before the session is known.
+        """
+        return self._ops.export_session(self.username)
+
+    def import_session(self, data: Mapping[str, Any]) -> bool:
+        """Use a session exported by an earlier client, so no discovery request is needed.
+
+        Returns False (and changes nothing) for data of another URL or login, another format
+        or a session resource that does not parse. The session is fetched again when an answer
+        carries another ``sessionState``, or when a request fails as if the session had moved
+        (HTTP 404 at the API URL, ``unknownCapability``, ``accountNotFound``): that request is
+        then sent once more to the new place.
+        """
+        return self._ops.import_session(data, self.username)
+
     # ------------------------------------------------------------------ public API
 
     def get_calendars(self) -> list[JMAPCalendar[JMAPClient]]:

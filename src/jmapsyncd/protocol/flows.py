@@ -15,6 +15,7 @@ Calendar, CalendarEvent (JMAP Calendars draft), TaskList and Task (JMAP Tasks dr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from jmapsyncd.errors import (
+    JMAPAuthError,
     JMAPCapabilityError,
     JMAPMethodError,
     JMAPNotFoundError,
@@ -96,18 +98,66 @@ def discover(state: ClientState) -> Flow[Session]:
                 raise RemoteProtocolError(redact_url(url), f"HTTP {resp.status} without Location")
             url = urljoin(url, location)
             continue
-        data = json_object(resp)
-        session = parse_session(data, url)
-        fresh = dialect_from_session(session)
-        old = state.dialect
-        # Keep what was learned while the server still speaks the same calendars capability.
-        if old and fresh and old.calendars_capability == fresh.calendars_capability:
-            fresh = old.learn(tasks_capability=fresh.tasks_capability)
-        state.session = session
-        state.dialect = fresh
-        state.session_stale = False
-        return session
+        return _adopt(state, parse_session(json_object(resp), url))
     raise RemoteProtocolError(redact_url(start), f"more than {MAX_REDIRECTS} redirects")
+
+
+def _adopt(state: ClientState, session: Session) -> Session:
+    fresh = dialect_from_session(session)
+    old = state.dialect
+    # Keep what was learned while the server still speaks the same calendars capability.
+    if old and fresh and old.calendars_capability == fresh.calendars_capability:
+        fresh = old.learn(tasks_capability=fresh.tasks_capability)
+    state.session = session
+    state.dialect = fresh
+    state.session_stale = False
+    return session
+
+
+#: version of the :func:`export_session` format
+SESSION_EXPORT_VERSION = 1
+
+
+def export_session(state: ClientState, login: str | None = None) -> dict[str, Any] | None:
+    """The session resource as last fetched, for :func:`import_session` in a later process.
+
+    A JSON-able dict: the URL the client was given, the login name it was given (``login``), the
+    URL the session came from (after redirects) and the server's session object. It holds no
+    credentials. None before the session is known.
+    """
+    session = state.session
+    if session is None or not session.raw:
+        return None
+    return {
+        "version": SESSION_EXPORT_VERSION,
+        "url": state.url,
+        "login": login or "",
+        "sessionUrl": session.url,
+        "session": session.raw,
+    }
+
+
+def import_session(state: ClientState, data: Any, login: str | None = None) -> bool:
+    """Use a session exported earlier instead of fetching it again; returns whether it was taken.
+
+    Data exported for another URL or login, of another format version or no longer valid is
+    ignored (False): the session is then fetched as usual. The imported session is used until
+    an answer carries another ``sessionState`` or a request fails the way a moved session does
+    (see :func:`send`).
+    """
+    if not isinstance(data, Mapping) or data.get("version") != SESSION_EXPORT_VERSION:
+        return False
+    if data.get("url") != state.url or data.get("login") != (login or ""):
+        return False
+    url, raw = data.get("sessionUrl"), data.get("session")
+    if not isinstance(url, str) or not isinstance(raw, dict):
+        return False
+    try:
+        session = parse_session(raw, url)
+    except (RemoteProtocolError, JMAPAuthError):
+        return False
+    _adopt(state, session)
+    return True
 
 
 def ensure_session(state: ClientState) -> Flow[Session]:
@@ -128,8 +178,34 @@ def ensure_dialect(state: ClientState) -> Flow[tuple[Session, Dialect]]:
 
 
 def send(state: ClientState, request: Request) -> Flow[Response]:
-    """POST one request to the API URL and decode the envelope."""
+    """POST one request to the API URL and decode the envelope.
+
+    A session known from before this call (imported, or fetched for an earlier call) may have
+    moved. When the answer says so — HTTP 404 at the API URL, ``unknownCapability``, or a method
+    answering ``accountNotFound`` — the session is fetched again and, if its API URL or account
+    changed and it still offers every capability the request uses, the request is sent once
+    more to the new place. Otherwise the answer stands (and the fresh session serves the next
+    call).
+    """
+    known_before = state.session is not None and not state.session_stale
     session = yield from ensure_session(state)
+    _check_limits(session, request)
+    resp = yield HttpRequest("POST", session.api_url, request.to_json())
+    if known_before and _session_moved(resp):
+        fresh = yield from discover(state)
+        again = _rebase(request, session, fresh)
+        if again is not None:
+            _check_limits(fresh, again)
+            session = fresh
+            resp = yield HttpRequest("POST", session.api_url, again.to_json())
+    response = Response(json_object(resp), redact_url(session.api_url))
+    # RFC 8620 §3.4: a changed sessionState means the session resource changed.
+    if response.session_state and session.state and response.session_state != session.state:
+        state.session_stale = True
+    return response
+
+
+def _check_limits(session: Session, request: Request) -> None:
     limits = session.limits
     if len(request) > limits.max_calls_in_request:
         raise LocalProtocolError(
@@ -141,12 +217,48 @@ def send(state: ClientState, request: Request) -> Flow[Response]:
             redact_url(session.api_url),
             f"request of {request.size()} bytes exceeds maxSizeRequest={limits.max_size_request}",
         )
-    resp = yield HttpRequest("POST", session.api_url, request.to_json())
-    response = Response(json_object(resp), redact_url(session.api_url))
-    # RFC 8620 §3.4: a changed sessionState means the session resource changed.
-    if response.session_state and session.state and response.session_state != session.state:
-        state.session_stale = True
-    return response
+
+
+def _session_moved(resp: HttpResponse) -> bool:
+    """Whether an answer suggests the session resource we used is out of date."""
+    if resp.status == 404:
+        return True
+    if resp.status == 200 and b"accountNotFound" not in resp.content:
+        return False  # the common case, without decoding the body twice
+    if resp.status not in (200, 400):
+        return False
+    try:
+        data = json.loads(resp.content)
+    except ValueError:
+        return False
+    if not isinstance(data, dict):
+        return False
+    if resp.status == 400:
+        return data.get("type") == "urn:ietf:params:jmap:error:unknownCapability"
+    answers = data.get("methodResponses")
+    return isinstance(answers, list) and any(
+        isinstance(a, list)
+        and len(a) == 3
+        and a[0] == "error"
+        and isinstance(a[1], dict)
+        and a[1].get("type") == "accountNotFound"
+        for a in answers
+    )
+
+
+def _rebase(request: Request, old: Session, new: Session) -> Request | None:
+    """``request`` for the new session (account id swapped), or None when a retry is pointless."""
+    if (new.api_url, new.account_id) == (old.api_url, old.account_id):
+        return None
+    if not all(new.has(cap) for cap in request.using):
+        return None
+    again = Request(request.using)
+    for call in request.calls:
+        args = dict(call.args)
+        if args.get("accountId") == old.account_id:
+            args["accountId"] = new.account_id
+        again.call(call.name, args)
+    return again
 
 
 # --------------------------------------------------------------------------- kinds
