@@ -114,8 +114,8 @@ class AsyncJMAPClient:
         Returns False (and changes nothing) for data of another URL or login, another format
         or a session resource that does not parse. The session is fetched again when an answer
         carries another ``sessionState``, or when a request fails as if the session had moved
-        (HTTP 404 at the API URL, ``unknownCapability``, ``accountNotFound``): that request is
-        then sent once more to the new place.
+        (HTTP 404 or 405 at the API URL, ``unknownCapability``, ``accountNotFound``): that
+        request is then sent once more to the new place.
         """
         return self._ops.import_session(data, self.username)
 

@@ -181,11 +181,11 @@ def send(state: ClientState, request: Request) -> Flow[Response]:
     """POST one request to the API URL and decode the envelope.
 
     A session known from before this call (imported, or fetched for an earlier call) may have
-    moved. When the answer says so — HTTP 404 at the API URL, ``unknownCapability``, or a method
-    answering ``accountNotFound`` — the session is fetched again and, if its API URL or account
-    changed and it still offers every capability the request uses, the request is sent once
-    more to the new place. Otherwise the answer stands (and the fresh session serves the next
-    call).
+    moved. When the answer says so — HTTP 404 or 405 at the API URL, ``unknownCapability``, or
+    a method answering ``accountNotFound`` — the session is fetched again and, if its API URL or
+    account changed and it still offers every capability the request uses, the request is sent
+    once more to the new place. Otherwise the answer stands (and the fresh session serves the
+    next call).
     """
     known_before = state.session is not None and not state.session_stale
     session = yield from ensure_session(state)
@@ -221,7 +221,7 @@ def _check_limits(session: Session, request: Request) -> None:
 
 def _session_moved(resp: HttpResponse) -> bool:
     """Whether an answer suggests the session resource we used is out of date."""
-    if resp.status == 404:
+    if resp.status in (404, 405):  # Cyrus answers 405 to a POST at a path it does not serve
         return True
     if resp.status == 200 and b"accountNotFound" not in resp.content:
         return False  # the common case, without decoding the body twice
