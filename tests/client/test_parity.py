@@ -8,12 +8,15 @@ import textwrap
 
 from jmapsyncd.jmap import AsyncJMAPClient, JMAPClient
 
+#: methods that do no I/O: plain methods on both clients
+LOCAL = ("close", "set_verify_tls", "export_session", "import_session")
+
 
 def _public(cls: type) -> dict[str, inspect.Signature]:
     return {
         name: inspect.signature(member)
         for name, member in inspect.getmembers(cls, inspect.isfunction)
-        if not name.startswith("_") and name not in ("close", "set_verify_tls")
+        if not name.startswith("_") and name not in LOCAL
     }
 
 
@@ -27,8 +30,12 @@ def test_same_public_methods_and_parameters() -> None:
 
 
 def test_local_settings_are_plain_methods_on_both() -> None:
-    assert not inspect.iscoroutinefunction(AsyncJMAPClient.set_verify_tls)
-    assert not inspect.iscoroutinefunction(JMAPClient.set_verify_tls)
+    for name in ("set_verify_tls", "export_session", "import_session"):
+        assert not inspect.iscoroutinefunction(getattr(AsyncJMAPClient, name)), name
+        assert not inspect.iscoroutinefunction(getattr(JMAPClient, name)), name
+        assert _body(JMAPClient, name) == _body(AsyncJMAPClient, name), name
+        sync = inspect.signature(getattr(JMAPClient, name))
+        assert sync == inspect.signature(getattr(AsyncJMAPClient, name)), name
 
 
 def test_async_methods_are_coroutines() -> None:

@@ -98,3 +98,41 @@ def jmap(handler: Handler) -> Responder:
 def calls(requests: list[HttpRequest]) -> list[tuple[str, dict[str, Any]]]:
     """Every method call sent, in order."""
     return [(c[0], c[1]) for r in requests if r.json for c in r.json["methodCalls"]]
+
+
+def jmap_refs(handler: Handler) -> Responder:
+    """Like :func:`jmap`, resolving ``#name`` back-references (RFC 8620 §3.7) first.
+
+    A reference to a failed call becomes an ``invalidResultReference`` error, as servers do.
+    Paths are plain JSON Pointers into the referenced result.
+    """
+
+    def respond(req: HttpRequest) -> HttpResponse:
+        assert req.method == "POST", req
+        out: list[list[Any]] = []
+        for name, args, call_id in req.json["methodCalls"]:
+            resolved: dict[str, Any] = {}
+            broken = False
+            for key, value in args.items():
+                if not key.startswith("#"):
+                    resolved[key] = value
+                    continue
+                target = next((o for o in out if o[2] == value["resultOf"]), None)
+                if target is None or target[0] != value["name"]:
+                    broken = True
+                    break
+                found: Any = target[1]
+                for part in value["path"].strip("/").split("/"):
+                    found = found[part]
+                resolved[key[1:]] = found
+            if broken:
+                out.append(["error", {"type": "invalidResultReference"}, call_id])
+                continue
+            result = handler(name, resolved)
+            if isinstance(result, tuple):
+                out.append([result[0], result[1], call_id])
+            else:
+                out.append([name, result, call_id])
+        return answer({"methodResponses": out, "sessionState": "s0"}, url=req.url)
+
+    return respond

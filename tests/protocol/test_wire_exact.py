@@ -317,3 +317,61 @@ def test_task_calls(make: Any, calls: list[Any]) -> None:
 
     _, sent = run(make(Operations(state_for("ietf", tasks=True))), jmap(handler))
     assert sent[0].json == {"using": [CORE, "urn:ietf:params:jmap:tasks"], "methodCalls": calls}
+
+
+def _ref(call_id: str, name: str, path: str) -> dict[str, Any]:
+    return {"#ids": {"resultOf": call_id, "name": name, "path": path}}
+
+
+def _changes_and_gets(type_name: str, since: str, first: int, page: int) -> list[list[Any]]:
+    changes = f"{type_name}/changes"
+    return [
+        [
+            changes,
+            {"accountId": "acc", "sinceState": since, "maxChanges": page},
+            f"c{first}",
+        ],
+        [
+            f"{type_name}/get",
+            {"accountId": "acc", **_ref(f"c{first}", changes, "/created")},
+            f"c{first + 1}",
+        ],
+        [
+            f"{type_name}/get",
+            {"accountId": "acc", **_ref(f"c{first}", changes, "/updated")},
+            f"c{first + 2}",
+        ],
+    ]
+
+
+@pytest.mark.parametrize("dialect", ["cyrus36", "ietf", "stalwart"])
+def test_pull_is_one_request_of_changes_and_gets_by_reference(dialect: str) -> None:
+    ops = Operations(_state(dialect))
+    flow = ops.pull("cs", "es", None, None, True, None)
+    _, sent = run(flow, jmap(_ok))
+    page = 500 if dialect == "stalwart" else 4096
+    assert len(sent) == 1
+    assert sent[0].method == "POST"
+    assert sent[0].json == {
+        "using": USING[dialect],
+        "methodCalls": [
+            *_changes_and_gets("Calendar", "cs", 0, page),
+            *_changes_and_gets("CalendarEvent", "es", 3, page),
+        ],
+    }
+
+
+def test_pull_with_tasks_and_no_stored_states() -> None:
+    state = state_for("ietf", tasks=True)
+    flow = flows.pull(
+        state, calendar_state=None, event_state="es", task_list_state="ls", task_state=None
+    )
+    _, sent = run(flow, jmap(_ok))
+    assert sent[0].json == {
+        "using": [CORE, IETF_CAL, "urn:ietf:params:jmap:tasks"],
+        "methodCalls": [
+            ["Calendar/get", {"accountId": "acc", "ids": None}, "c0"],
+            *_changes_and_gets("CalendarEvent", "es", 1, 4096),
+            *_changes_and_gets("TaskList", "ls", 4, 4096),
+        ],
+    }

@@ -26,7 +26,7 @@ from jmapsyncd.jmap.client import JMAPClient
 from jmapsyncd.jmap.factory import get_async_jmap_client, get_jmap_client
 from jmapsyncd.jmap.objects import JMAPCalendar, JMAPCalendarObject
 from jmapsyncd.protocol.dialect import replacement_patch
-from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.values import ChangeSet, KindPull, Pull, SetResult
 
 __all__ = [
     "AsyncJMAPClient",
@@ -44,7 +44,9 @@ __all__ = [
     "JMAPSetError",
     "JMAPTimeoutError",
     "JMAPTransportError",
+    "KindPull",
     "LocalProtocolError",
+    "Pull",
     "RemoteProtocolError",
     "SetResult",
     "StateMismatch",

@@ -17,7 +17,7 @@ from jmapsyncd.protocol import flows
 from jmapsyncd.protocol.dialect import replacement_patch
 from jmapsyncd.protocol.flows import CALENDAR, EVENT, TASK, TASK_LIST, ClientState, Flow, Kind
 from jmapsyncd.protocol.session import Session
-from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.values import ChangeSet, Pull, SetResult
 from jmapsyncd.protocol.wire import redact_url
 
 T = TypeVar("T")
@@ -55,6 +55,33 @@ class Operations:
 
     def session(self) -> Flow[Session]:
         return flows.ensure_session(self.state)
+
+    def export_session(self, login: str | None) -> dict[str, Any] | None:
+        return flows.export_session(self.state, login)
+
+    def import_session(self, data: Mapping[str, Any], login: str | None) -> bool:
+        return flows.import_session(self.state, data, login)
+
+    # ------------------------------------------------------------------ pull
+
+    def pull(
+        self,
+        calendar_state: str | None,
+        event_state: str | None,
+        task_list_state: str | None,
+        task_state: str | None,
+        tasks: bool,
+        max_changes: int | None,
+    ) -> Flow[Pull]:
+        return flows.pull(
+            self.state,
+            calendar_state=calendar_state,
+            event_state=event_state,
+            task_list_state=task_list_state,
+            task_state=task_state,
+            tasks=tasks,
+            max_changes=max_changes,
+        )
 
     # ------------------------------------------------------------------ calendars
 

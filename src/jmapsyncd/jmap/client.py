@@ -18,7 +18,7 @@ from jmapsyncd.jmap._ops import DateLike, Operations
 from jmapsyncd.jmap.objects import JMAPCalendar, JMAPCalendarObject
 from jmapsyncd.protocol.flows import CALENDAR, EVENT, TASK, TASK_LIST, ClientState, Flow
 from jmapsyncd.protocol.session import Session
-from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.values import ChangeSet, Pull, SetResult
 from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, redact_url
 
 T = TypeVar("T")
@@ -99,6 +99,25 @@ class JMAPClient:
     def get_session(self) -> Session:
         """The session resource (fetched on first use)."""
         return self._run(self._ops.session())
+
+    def export_session(self) -> dict[str, Any] | None:
+        """The session resource in use, as JSON-able data for :meth:`import_session`.
+
+        Holds the URL and login name the client was given, the URL the session came from and
+        the server's session object; no password or token. None before the session is known.
+        """
+        return self._ops.export_session(self.username)
+
+    def import_session(self, data: Mapping[str, Any]) -> bool:
+        """Use a session exported by an earlier client, so no discovery request is needed.
+
+        Returns False (and changes nothing) for data of another URL or login, another format
+        or a session resource that does not parse. The session is fetched again when an answer
+        carries another ``sessionState``, or when a request fails as if the session had moved
+        (HTTP 404 or 405 at the API URL, ``unknownCapability``, ``accountNotFound``): that
+        request is then sent once more to the new place.
+        """
+        return self._ops.import_session(data, self.username)
 
     # ------------------------------------------------------------------ public API
 
@@ -187,6 +206,29 @@ class JMAPClient:
     def calendar_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet:
         """Calendar changes since a state; CannotCalculateChanges means: list everything again."""
         return self._run(self._ops.changes(CALENDAR, since_state, max_changes))
+
+    def pull(
+        self,
+        *,
+        calendar_state: str | None,
+        event_state: str | None,
+        task_list_state: str | None = None,
+        task_state: str | None = None,
+        tasks: bool = True,
+        max_changes: int | None = None,
+    ) -> Pull:
+        """What changed since the stored states, in one request unless changes page.
+
+        Calendar/changes and CalendarEvent/changes (and TaskList/Task when ``tasks`` and the
+        server offers them) with the changed objects by result reference. A None state lists
+        the collections in full, or marks the items as needing a full listing
+        (``full_items_needed``; so does ``cannotCalculateChanges``). See :class:`Pull`.
+        """
+        return self._run(
+            self._ops.pull(
+                calendar_state, event_state, task_list_state, task_state, tasks, max_changes
+            )
+        )
 
     def event_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet:
         """Event changes since a state, all pages; CannotCalculateChanges → full resync."""

@@ -9,7 +9,7 @@ from jmapsyncd.protocol.dialect import Dialect, event_from_wire, event_to_wire, 
 from jmapsyncd.protocol.envelope import Call, Request, Response, ResultRef
 from jmapsyncd.protocol.flows import ClientState, Flow
 from jmapsyncd.protocol.session import Limits, Session, parse_session
-from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.values import ChangeSet, KindPull, Pull, SetResult
 from jmapsyncd.protocol.wire import HttpRequest, HttpResponse
 
 __all__ = [
@@ -20,7 +20,9 @@ __all__ = [
     "Flow",
     "HttpRequest",
     "HttpResponse",
+    "KindPull",
     "Limits",
+    "Pull",
     "Request",
     "Response",
     "ResultRef",

@@ -15,14 +15,16 @@ Calendar, CalendarEvent (JMAP Calendars draft), TaskList and Task (JMAP Tasks dr
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from jmapsyncd.errors import (
+    JMAPAuthError,
     JMAPCapabilityError,
     JMAPMethodError,
     JMAPNotFoundError,
@@ -53,7 +55,7 @@ from jmapsyncd.protocol.envelope import (
     string,
 )
 from jmapsyncd.protocol.session import CALENDARS, CORE, TASKS, Session, parse_session
-from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.values import ChangeSet, KindPull, Pull, SetResult
 from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, json_object, redact_url, same_origin
 
 T = TypeVar("T")
@@ -74,6 +76,8 @@ class ClientState:
         self.dialect: Dialect | None = None
         #: the server's ``sessionState`` moved on: fetch the session again before the next call
         self.session_stale = False
+        #: collection types whose ``/changes`` the server does not know (``unknownMethod``)
+        self.no_changes: set[str] = set()
 
 
 # --------------------------------------------------------------------------- session, calls
@@ -99,18 +103,66 @@ def discover(state: ClientState) -> Flow[Session]:
                 raise RemoteProtocolError(redact_url(url), f"HTTP {resp.status} without Location")
             url = urljoin(url, location)
             continue
-        data = json_object(resp)
-        session = parse_session(data, url)
-        fresh = dialect_from_session(session)
-        old = state.dialect
-        # Keep what was learned while the server still speaks the same calendars capability.
-        if old and fresh and old.calendars_capability == fresh.calendars_capability:
-            fresh = old.learn(tasks_capability=fresh.tasks_capability)
-        state.session = session
-        state.dialect = fresh
-        state.session_stale = False
-        return session
+        return _adopt(state, parse_session(json_object(resp), url))
     raise RemoteProtocolError(redact_url(start), f"more than {MAX_REDIRECTS} redirects")
+
+
+def _adopt(state: ClientState, session: Session) -> Session:
+    fresh = dialect_from_session(session)
+    old = state.dialect
+    # Keep what was learned while the server still speaks the same calendars capability.
+    if old and fresh and old.calendars_capability == fresh.calendars_capability:
+        fresh = old.learn(tasks_capability=fresh.tasks_capability)
+    state.session = session
+    state.dialect = fresh
+    state.session_stale = False
+    return session
+
+
+#: version of the :func:`export_session` format
+SESSION_EXPORT_VERSION = 1
+
+
+def export_session(state: ClientState, login: str | None = None) -> dict[str, Any] | None:
+    """The session resource as last fetched, for :func:`import_session` in a later process.
+
+    A JSON-able dict: the URL the client was given, the login name it was given (``login``), the
+    URL the session came from (after redirects) and the server's session object. It holds no
+    credentials. None before the session is known.
+    """
+    session = state.session
+    if session is None or not session.raw:
+        return None
+    return {
+        "version": SESSION_EXPORT_VERSION,
+        "url": state.url,
+        "login": login or "",
+        "sessionUrl": session.url,
+        "session": session.raw,
+    }
+
+
+def import_session(state: ClientState, data: Any, login: str | None = None) -> bool:
+    """Use a session exported earlier instead of fetching it again; returns whether it was taken.
+
+    Data exported for another URL or login, of another format version or no longer valid is
+    ignored (False): the session is then fetched as usual. The imported session is used until
+    an answer carries another ``sessionState`` or a request fails the way a moved session does
+    (see :func:`send`).
+    """
+    if not isinstance(data, Mapping) or data.get("version") != SESSION_EXPORT_VERSION:
+        return False
+    if data.get("url") != state.url or data.get("login") != (login or ""):
+        return False
+    url, raw = data.get("sessionUrl"), data.get("session")
+    if not isinstance(url, str) or not isinstance(raw, dict):
+        return False
+    try:
+        session = parse_session(raw, url)
+    except (RemoteProtocolError, JMAPAuthError):
+        return False
+    _adopt(state, session)
+    return True
 
 
 def ensure_session(state: ClientState) -> Flow[Session]:
@@ -131,8 +183,34 @@ def ensure_dialect(state: ClientState) -> Flow[tuple[Session, Dialect]]:
 
 
 def send(state: ClientState, request: Request) -> Flow[Response]:
-    """POST one request to the API URL and decode the envelope."""
+    """POST one request to the API URL and decode the envelope.
+
+    A session known from before this call (imported, or fetched for an earlier call) may have
+    moved. When the answer says so — HTTP 404 or 405 at the API URL, ``unknownCapability``, or
+    a method answering ``accountNotFound`` — the session is fetched again and, if its API URL or
+    account changed and it still offers every capability the request uses, the request is sent
+    once more to the new place. Otherwise the answer stands (and the fresh session serves the
+    next call).
+    """
+    known_before = state.session is not None and not state.session_stale
     session = yield from ensure_session(state)
+    _check_limits(session, request)
+    resp = yield HttpRequest("POST", session.api_url, request.to_json())
+    if known_before and _session_moved(resp):
+        fresh = yield from discover(state)
+        again = _rebase(request, session, fresh)
+        if again is not None:
+            _check_limits(fresh, again)
+            session = fresh
+            resp = yield HttpRequest("POST", session.api_url, again.to_json())
+    response = Response(json_object(resp), redact_url(session.api_url))
+    # RFC 8620 §3.4: a changed sessionState means the session resource changed.
+    if response.session_state and session.state and response.session_state != session.state:
+        state.session_stale = True
+    return response
+
+
+def _check_limits(session: Session, request: Request) -> None:
     limits = session.limits
     if len(request) > limits.max_calls_in_request:
         raise LocalProtocolError(
@@ -144,12 +222,48 @@ def send(state: ClientState, request: Request) -> Flow[Response]:
             redact_url(session.api_url),
             f"request of {request.size()} bytes exceeds maxSizeRequest={limits.max_size_request}",
         )
-    resp = yield HttpRequest("POST", session.api_url, request.to_json())
-    response = Response(json_object(resp), redact_url(session.api_url))
-    # RFC 8620 §3.4: a changed sessionState means the session resource changed.
-    if response.session_state and session.state and response.session_state != session.state:
-        state.session_stale = True
-    return response
+
+
+def _session_moved(resp: HttpResponse) -> bool:
+    """Whether an answer suggests the session resource we used is out of date."""
+    if resp.status in (404, 405):  # Cyrus answers 405 to a POST at a path it does not serve
+        return True
+    if resp.status == 200 and b"accountNotFound" not in resp.content:
+        return False  # the common case, without decoding the body twice
+    if resp.status not in (200, 400):
+        return False
+    try:
+        data = json.loads(resp.content)
+    except ValueError:
+        return False
+    if not isinstance(data, dict):
+        return False
+    if resp.status == 400:
+        return data.get("type") == "urn:ietf:params:jmap:error:unknownCapability"
+    answers = data.get("methodResponses")
+    return isinstance(answers, list) and any(
+        isinstance(a, list)
+        and len(a) == 3
+        and a[0] == "error"
+        and isinstance(a[1], dict)
+        and a[1].get("type") == "accountNotFound"
+        for a in answers
+    )
+
+
+def _rebase(request: Request, old: Session, new: Session) -> Request | None:
+    """``request`` for the new session (account id swapped), or None when a retry is pointless."""
+    if (new.api_url, new.account_id) == (old.api_url, old.account_id):
+        return None
+    if not all(new.has(cap) for cap in request.using):
+        return None
+    again = Request(request.using)
+    for call in request.calls:
+        args = dict(call.args)
+        if args.get("accountId") == old.account_id:
+            args["accountId"] = new.account_id
+        again.call(call.name, args)
+    return again
 
 
 # --------------------------------------------------------------------------- kinds
@@ -311,13 +425,7 @@ def changes(
         new_state = string(result, "newState", url=url)
         more = result.get("hasMoreChanges") is True
         if not more:
-            return ChangeSet(
-                created=tuple(i for i in order if status.get(i) == "created"),
-                updated=tuple(i for i in order if status.get(i) == "updated"),
-                destroyed=tuple(i for i in order if status.get(i) == "destroyed"),
-                old_state=since_state,
-                new_state=new_state,
-            )
+            return _change_set(status, order, since_state, new_state)
         if new_state == since:
             raise RemoteProtocolError(url, f"{kind.name}/changes: hasMoreChanges without progress")
         since = new_state
@@ -337,6 +445,17 @@ def _merge_change(status: dict[str, str], order: list[str], oid: str, what: str)
         status[oid] = "destroyed" if what == "destroyed" else "updated"
     else:  # destroyed, then created again (Cyrus 3.6 reuses the UID as id)
         status[oid] = "updated" if what != "destroyed" else "destroyed"
+
+
+def _change_set(status: dict[str, str], order: list[str], old: str, new: str) -> ChangeSet:
+    """The change set of merged pages, in first-seen order."""
+    return ChangeSet(
+        created=tuple(i for i in order if status.get(i) == "created"),
+        updated=tuple(i for i in order if status.get(i) == "updated"),
+        destroyed=tuple(i for i in order if status.get(i) == "destroyed"),
+        old_state=old,
+        new_state=new,
+    )
 
 
 def changes_page(
@@ -857,3 +976,268 @@ def fetch_all_tasks(
         more = yield from get_objects(state, TASK, [i for i in ids if i not in seen])
         objects.extend(more.objects)
     return objects, before
+
+
+# --------------------------------------------------------------------------- pull
+#
+# One request asks for everything that changed: per type a /changes call and the changed
+# objects by result reference (RFC 8620 §3.7). A reference's path is one JSON Pointer ("*" maps
+# over an array but cannot join two), so the created and the updated ids are fetched by two /get
+# calls: [X/changes, X/get #ids=/created, X/get #ids=/updated]. The three must share a request;
+# requests are filled with such groups up to maxCallsInRequest. maxChanges = maxObjectsInGet keeps
+# every referenced /get within the server's limit; hasMoreChanges pages follow in further
+# requests. A /get the server still refuses as too large is redone by explicit ids in chunks.
+
+
+@dataclass
+class _Track:
+    """The progress of one type through a pull."""
+
+    kind: Kind
+    collection: bool
+    since: str | None
+    original: str | None = None
+    listing: bool = False  # list in full (collections only)
+    listed: list[dict[str, Any]] | None = None
+    done: bool = False
+    full_needed: bool = False  # items: cannotCalculateChanges or no state
+    new_state: str | None = None
+    status: dict[str, str] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fetch: list[str] = field(default_factory=list)  # ids to get by explicit id
+
+    def restart(self) -> None:
+        self.status.clear()
+        self.order.clear()
+        self.objects.clear()
+        self.fetch.clear()
+
+    def change_set(self) -> ChangeSet:
+        assert self.original is not None
+        assert self.new_state is not None
+        return _change_set(self.status, self.order, self.original, self.new_state)
+
+
+#: a group of calls that must share a request: (number of calls, adds them and returns the
+#: function that reads their answers)
+_Segment = tuple[int, Callable[[Request], Callable[[Response], None]]]
+
+
+def _keep_objects(track: _Track, result: dict[str, Any], url: str | None) -> None:
+    for obj in obj_list(result, "list", url=url):
+        oid = obj.get("id")
+        if not isinstance(oid, str):
+            raise RemoteProtocolError(url, f"{track.kind.name} without id")
+        track.objects[oid] = track.kind.normalise(obj)
+
+
+def _listing_segment(track: _Track, account: str) -> _Segment:
+    def add(request: Request) -> Callable[[Response], None]:
+        call = request.call(f"{track.kind.name}/get", {"accountId": account, "ids": None})
+
+        def read(response: Response) -> None:
+            result = response.result(call)
+            url = response.url
+            track.listed = [track.kind.normalise(o) for o in obj_list(result, "list", url=url)]
+            for obj in track.listed:
+                if not isinstance(obj.get("id"), str):
+                    raise RemoteProtocolError(url, f"{track.kind.name} without id")
+            track.new_state = string(result, "state", url=url)
+            track.listing = False
+            track.done = True
+
+        return read
+
+    return 1, add
+
+
+def _changes_segment(
+    state: ClientState, track: _Track, account: str, page: int, by_ref: bool
+) -> _Segment:
+    name = track.kind.name
+    since = track.since
+    assert since is not None
+
+    def add(request: Request) -> Callable[[Response], None]:
+        changes_call = request.call(
+            f"{name}/changes", {"accountId": account, "sinceState": since, "maxChanges": page}
+        )
+        get_calls: list[Call] = []
+        if by_ref:
+            for path in ("/created", "/updated"):
+                args = {"accountId": account, "ids": changes_call.ref(path)}
+                get_calls.append(request.call(f"{name}/get", args))
+
+        def read(response: Response) -> None:
+            url = response.url
+            try:
+                result = response.result(changes_call)
+            except JMAPMethodError as exc:
+                # The referencing /get calls failed with it (invalidResultReference): ignored.
+                if exc.error_type == "cannotCalculateChanges":
+                    track.restart()
+                    if track.collection:
+                        track.listing = True
+                    else:
+                        track.done = track.full_needed = True
+                    return
+                if exc.error_type == "unknownMethod" and track.collection:
+                    state.no_changes.add(name)
+                    track.restart()
+                    track.listing = True
+                    return
+                raise
+            created = str_list(result, "created", url=url, optional=True)
+            updated = str_list(result, "updated", url=url, optional=True)
+            for what, ids in (
+                ("created", created),
+                ("updated", updated),
+                ("destroyed", str_list(result, "destroyed", url=url, optional=True)),
+            ):
+                for oid in ids:
+                    _merge_change(track.status, track.order, oid, what)
+            new_state = string(result, "newState", url=url)
+            if result.get("hasMoreChanges") is True:
+                if new_state == since:
+                    raise RemoteProtocolError(
+                        url, f"{name}/changes: hasMoreChanges without progress"
+                    )
+                track.since = new_state
+            else:
+                track.done = True
+            track.new_state = new_state
+            if not by_ref:
+                track.fetch.extend(created + updated)
+                return
+            for call, ids in zip(get_calls, (created, updated), strict=True):
+                try:
+                    got = response.result(call)
+                except JMAPMethodError as exc:
+                    if exc.error_type != "requestTooLarge":
+                        raise
+                    track.fetch.extend(ids)
+                    continue
+                _keep_objects(track, got, url)
+
+        return read
+
+    return (3 if by_ref else 1), add
+
+
+def _fetch_segments(track: _Track, account: str, size: int) -> list[_Segment]:
+    changed = ("created", "updated")
+    wanted = [i for i in dict.fromkeys(track.fetch) if track.status.get(i) in changed]
+    track.fetch.clear()
+    segments: list[_Segment] = []
+    for chunk in _chunks(wanted, size):
+
+        def add(request: Request, chunk: list[str] = chunk) -> Callable[[Response], None]:
+            call = request.call(f"{track.kind.name}/get", {"accountId": account, "ids": chunk})
+
+            def read(response: Response) -> None:
+                _keep_objects(track, response.result(call), response.url)
+
+            return read
+
+        segments.append((1, add))
+    return segments
+
+
+def _kind_pull(collections: _Track, items: _Track) -> KindPull:
+    listed = collections.listed
+    collection_changes = None if listed is not None else collections.change_set()
+    collection_objects: list[dict[str, Any]] = []
+    if collection_changes is not None:
+        changed = [*collection_changes.created, *collection_changes.updated]
+        collection_objects = [collections.objects[i] for i in changed if i in collections.objects]
+    assert collections.new_state is not None
+    item_changes = None if items.full_needed else items.change_set()
+    item_objects: list[dict[str, Any]] = []
+    if item_changes is not None:
+        changed = [*item_changes.created, *item_changes.updated]
+        item_objects = [items.objects[i] for i in changed if i in items.objects]
+    return KindPull(
+        collection_type=collections.kind.name,
+        item_type=items.kind.name,
+        collections=listed,
+        collection_changes=collection_changes,
+        collection_objects=collection_objects,
+        collection_state=collections.new_state,
+        item_changes=item_changes,
+        item_objects=item_objects,
+        item_state=None if item_changes is None else item_changes.new_state,
+        full_items_needed=items.full_needed,
+    )
+
+
+def pull(
+    state: ClientState,
+    *,
+    calendar_state: str | None,
+    event_state: str | None,
+    task_list_state: str | None = None,
+    task_state: str | None = None,
+    tasks: bool = True,
+    max_changes: int | None = None,
+) -> Flow[Pull]:
+    """Everything that changed since the stored states, in one request when nothing pages.
+
+    Per type pair (Calendar + CalendarEvent; TaskList + Task when ``tasks`` and the session
+    offers JMAP Tasks): ``/changes`` from the stored state with the created and updated objects
+    by result reference. A collection type without a stored state — or whose ``/changes`` the
+    server cannot calculate or does not know — is listed in full instead; an item type without
+    a stored state, or on ``cannotCalculateChanges``, is reported as needing a full listing
+    (``full_items_needed``) and not listed. Other method errors raise. ``max_changes`` caps the
+    ids per page below ``maxObjectsInGet``. See :class:`~jmapsyncd.protocol.values.KindPull`.
+    """
+    session, dialect = yield from ensure_dialect(state)
+    with_tasks = tasks and session.has(TASKS)
+    using = [CORE, dialect.calendars_capability] + ([TASKS] if with_tasks else [])
+    pairs = [
+        (_Track(CALENDAR, True, calendar_state), _Track(EVENT, False, event_state)),
+    ]
+    if with_tasks:
+        pairs.append((_Track(TASK_LIST, True, task_list_state), _Track(TASK, False, task_state)))
+    tracks = [t for pair in pairs for t in pair]
+    for track in tracks:
+        track.original = track.since
+        if track.since is None and not track.collection:
+            track.done = track.full_needed = True
+        elif track.collection and (track.since is None or track.kind.name in state.no_changes):
+            track.listing = True
+    for _ in range(100_000):
+        current = state.session or session
+        limits = current.limits
+        account = current.account_id
+        page = limits.max_objects_in_get
+        if max_changes:
+            page = min(page, max_changes)
+        by_ref = limits.max_calls_in_request >= 3
+        segments: list[_Segment] = []
+        for track in tracks:
+            if track.listing:
+                segments.append(_listing_segment(track, account))
+            elif not track.done:
+                segments.append(_changes_segment(state, track, account, page, by_ref))
+            if track.fetch:
+                segments.extend(_fetch_segments(track, account, limits.max_objects_in_get))
+        if not segments:
+            break
+        groups: list[list[_Segment]] = [[]]
+        for segment in segments:
+            if groups[-1] and sum(n for n, _ in groups[-1]) + segment[0] > (
+                limits.max_calls_in_request
+            ):
+                groups.append([])
+            groups[-1].append(segment)
+        for group in groups:
+            request = Request(using)
+            readers = [add(request) for _, add in group]
+            response = yield from send(state, request)
+            for read in readers:
+                read(response)
+    else:
+        raise RemoteProtocolError(None, "pull never finished")
+    events = _kind_pull(*pairs[0])
+    return Pull(events=events, tasks=_kind_pull(*pairs[1]) if with_tasks else None)
