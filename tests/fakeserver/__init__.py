@@ -17,7 +17,8 @@ Server attributes: ``session_url`` (= ``url``), ``base_url``, ``api_url``, ``use
 ``password``, ``token`` (Bearer), ``account_id``, ``store`` (first user's data), ``stores``
 (per user), ``limits`` (mutable: core limits plus ``maxChanges`` and ``maxQueryResults`` caps),
 ``faults`` (:class:`Fault`, optionally limited to one JMAP ``method``), ``requests``
-(:class:`RecordedRequest`), ``force_cannot_calculate`` (the next ``*/changes`` fails once),
+(:class:`RecordedRequest`), ``force_cannot_calculate`` (the next ``*/changes`` fails once; a
+type name such as ``"CalendarEvent"``: the next ``/changes`` of that type),
 ``lazy_text_index`` (text filters miss writes of the same request).
 
 Store (seeding bypasses all validation, so hostile ids, UIDs and names are fine):

@@ -65,7 +65,8 @@ class Core:
         self.limits = limits
         self.lock = threading.RLock()
         self.stores: dict[str, Store] = {}
-        self.force_cannot_calculate = False
+        #: True: the next ``*/changes`` fails once; a type name: the next one of that type
+        self.force_cannot_calculate: bool | str = False
         # Stalwart indexes text in a queued task: with this set, text filters see a write only
         # from the next API request on.
         self.lazy_text_index = False
@@ -440,7 +441,8 @@ def _changes(call: Call, type_name: str, args: Obj) -> Obj:
         raise MethodError("invalidArguments", "maxChanges must be a positive integer")
     if max_changes == 0 and call.dialect != "stalwart":
         raise MethodError("invalidArguments", "maxChanges must be a positive integer")
-    if call.core.force_cannot_calculate:
+    forced = call.core.force_cannot_calculate
+    if forced is True or forced == type_name:
         call.core.force_cannot_calculate = False
         raise MethodError("cannotCalculateChanges", CANNOT_CALCULATE)
     cap = call.core.limits.get("maxChanges")

@@ -391,11 +391,11 @@ class FakeJMAPServer:
         self._core.lazy_text_index = value
 
     @property
-    def force_cannot_calculate(self) -> bool:
+    def force_cannot_calculate(self) -> bool | str:
         return self._core.force_cannot_calculate
 
     @force_cannot_calculate.setter
-    def force_cannot_calculate(self, value: bool) -> None:
+    def force_cannot_calculate(self, value: bool | str) -> None:
         self._core.force_cannot_calculate = value
 
     # ------------------------------------------------------------------ internals

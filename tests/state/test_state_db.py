@@ -391,3 +391,16 @@ class TestDownloadJournal:
         assert set(db.item_status(cal.id)) == {"E1"}
         db.record_synced_many(cal.id, pairs)
         assert set(db.item_status(cal.id)) == {"E1", "N0", "N1", "N2"}
+
+
+class TestSessionResource:
+    def test_the_session_is_stored_and_replaced(self, db: StateDB) -> None:
+        assert db.get_session() is None
+        db.set_session({"version": 1, "session": {"apiUrl": "/a"}})
+        db.set_session({"version": 1, "session": {"apiUrl": "/b"}})
+        assert db.get_session() == {"version": 1, "session": {"apiUrl": "/b"}}
+
+    def test_an_unreadable_stored_session_is_none(self, db: StateDB) -> None:
+        with db.transaction():
+            db._db.execute("INSERT INTO meta (key, value) VALUES ('session', '{broken')")
+        assert db.get_session() is None

@@ -44,7 +44,7 @@ from tests.fakeserver import FakeJMAPServer, Fault
 from tests.sync.test_engine_support import ics_event, jscal_event, summary_text
 
 _CLIENT_CALLS = frozenset(
-    {"fetch_calendars", "event_changes", "get_events", "get_all_events", "set_events"}
+    {"pull", "fetch_calendars", "event_changes", "get_events", "get_all_events", "set_events"}
 )
 _DB_WRITES = frozenset(
     {

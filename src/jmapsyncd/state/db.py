@@ -17,6 +17,7 @@ The order of file writes, server calls and rows that makes a crash recoverable i
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -474,6 +475,31 @@ class StateDB:
         if not rows:
             raise StoreError(f"no item row {item_id}")
         return _item(rows[0])
+
+    # -- session resource ------------------------------------------------------------------------
+
+    def get_session(self) -> dict[str, Any] | None:
+        """The JMAP session resource last stored (as the client exports it), or None."""
+        rows = self._query("SELECT value FROM meta WHERE key = 'session'")
+        if not rows:
+            return None
+        try:
+            data = json.loads(rows[0]["value"])
+        except ValueError:
+            return None  # unreadable: the client fetches the session again
+        return data if isinstance(data, dict) else None
+
+    def set_session(self, data: Mapping[str, Any]) -> None:
+        """Store the session resource so that the next process needs no discovery request.
+
+        It holds no secret (the client exports no credentials), only what the server publishes
+        to the account's owner.
+        """
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES ('session', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (json.dumps(data, separators=(",", ":")),),
+        )
 
     # -- state tokens ----------------------------------------------------------------------------
 

@@ -40,14 +40,13 @@ from typing import Any, Protocol
 
 from jmapsyncd.convert import ical_to_jscal, jscal_to_ical
 from jmapsyncd.errors import (
-    CannotCalculateChanges,
     ConversionError,
     JMAPSetError,
     PreconditionFailed,
     StoreError,
     SyncInterrupted,
 )
-from jmapsyncd.protocol.values import ChangeSet, SetResult
+from jmapsyncd.protocol.values import ChangeSet, KindPull, Pull, SetResult
 from jmapsyncd.state import StateDB
 from jmapsyncd.state.rows import (
     CollectionKind,
@@ -108,10 +107,20 @@ class SyncClient(Protocol):
     """The part of :class:`jmapsyncd.jmap.JMAPClient` the engine uses (its sync API)."""
 
     def get_session(self) -> Any: ...
-    def fetch_calendars(self) -> tuple[list[dict[str, Any]], str]: ...
+    def export_session(self) -> dict[str, Any] | None: ...
+    def import_session(self, data: Mapping[str, Any]) -> bool: ...
+    def pull(
+        self,
+        *,
+        calendar_state: str | None,
+        event_state: str | None,
+        task_list_state: str | None = None,
+        task_state: str | None = None,
+        tasks: bool = True,
+        max_changes: int | None = None,
+    ) -> Pull: ...
     def create_calendar(self, name: str, color: str | None = None) -> str: ...
     def update_calendar(self, calendar_id: str, patch: dict[str, Any]) -> None: ...
-    def event_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet: ...
     def get_events(self, ids: Iterable[str]) -> list[dict[str, Any]]: ...
     def get_all_events(
         self, calendar_id: str | None = None
@@ -122,9 +131,7 @@ class SyncClient(Protocol):
         update: Mapping[str, dict[str, Any]] | None = None,
         destroy: Iterable[str] | None = None,
     ) -> SetResult: ...
-    def get_task_lists(self) -> list[dict[str, Any]]: ...
     def create_task_list(self, name: str) -> str: ...
-    def task_changes(self, since_state: str, max_changes: int | None = None) -> ChangeSet: ...
     def get_tasks(self, ids: Iterable[str]) -> list[dict[str, Any]]: ...
     def get_all_tasks(self) -> tuple[list[dict[str, Any]], str]: ...
     def set_tasks(
@@ -163,9 +170,8 @@ class _Kind:
 
     collection_kind: CollectionKind
     token_type: str
-    list_collections: Callable[[], list[dict[str, Any]]]
+    collection_type: str
     create_collection: Callable[[str, str | None], str]
-    changes: Callable[[str], ChangeSet]
     get: Callable[[Iterable[str]], list[dict[str, Any]]]
     get_all: Callable[[], tuple[list[dict[str, Any]], str]]
     set: Callable[..., SetResult]
@@ -286,6 +292,8 @@ class SyncEngine:
         self._pass_token: tuple[str, str] = ("", "")
         self._dirty = False
         self._chain: str | None = None
+        # the session resource as last stored: None until the first pass has looked
+        self._stored_session: Mapping[str, Any] | None = None
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Run ``closer`` (e.g. closing the client or the database) in :meth:`close`."""
@@ -333,9 +341,8 @@ class SyncEngine:
                 _Kind(
                     "calendar",
                     "CalendarEvent",
-                    lambda: c.fetch_calendars()[0],
+                    "Calendar",
                     lambda name, color: c.create_calendar(name, color),
-                    c.event_changes,
                     c.get_events,
                     c.get_all_events,
                     c.set_events,
@@ -346,9 +353,8 @@ class SyncEngine:
                     _Kind(
                         "tasklist",
                         "Task",
-                        c.get_task_lists,
+                        "TaskList",
                         lambda name, _color: c.create_task_list(name),
-                        c.task_changes,
                         c.get_tasks,
                         c.get_all_tasks,
                         c.set_tasks,
@@ -369,37 +375,79 @@ class SyncEngine:
     # -- one pass --------------------------------------------------------------------------------
 
     def sync(self) -> SyncReport:
-        """One two-way pass over every collection; raises on transport or auth failure."""
+        """One two-way pass over every collection; raises on transport or auth failure.
+
+        With nothing changed on either side it costs one request: the session resource is kept
+        in the state database, and one pull asks for the changes of every type at once.
+        """
         report = SyncReport()
+        self._restore_session()
         self._adopt_new_folders(report)
-        for kind in self.kinds():
-            self._sync_kind(kind, report)
+        kinds = self.kinds()
+        account = self.account_id()
+        tasks = len(kinds) > 1
+        pulled = self.client.pull(
+            calendar_state=self.db.get_token(account, self._collection_token(kinds[0])),
+            event_state=self.db.get_token(account, kinds[0].token_type),
+            task_list_state=(
+                self.db.get_token(account, self._collection_token(kinds[1])) if tasks else None
+            ),
+            task_state=self.db.get_token(account, kinds[1].token_type) if tasks else None,
+            tasks=tasks,
+        )
+        self._keep_session()
+        for kind in kinds:
+            pull = pulled.events if kind.collection_kind == "calendar" else pulled.tasks
+            if pull is None:  # the server stopped offering tasks since the session was read
+                continue
+            self._sync_kind(kind, pull, report)
         return report
 
-    def _sync_kind(self, kind: _Kind, report: SyncReport) -> None:
+    def _restore_session(self) -> None:
+        """Use the session resource stored by an earlier process (no discovery request)."""
+        if self._stored_session is None:
+            self._stored_session = self.db.get_session() or {}
+            if self._stored_session:
+                self.client.import_session(self._stored_session)
+
+    def _keep_session(self) -> None:
+        """Store the session resource in use when it differs from the stored one."""
+        current = self.client.export_session()
+        if current is not None and current != self._stored_session:
+            self.db.set_session(current)
+            self._stored_session = current
+
+    def _collection_token(self, kind: _Kind) -> str:
+        """Where the collection state is stored: per selection, since the rows only hold the
+        collections it selects, and a feed of changes says nothing of the others."""
+        if not self.include and not self.exclude:
+            return kind.collection_type
+        blob = json.dumps([self.include, self.exclude])
+        return f"{kind.collection_type}#{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+    def _sync_kind(self, kind: _Kind, pulled: KindPull, report: SyncReport) -> None:
         account = self.account_id()
-        collections, relisted = self._sync_collections(kind, report)
+        collections, relisted, settled = self._sync_collections(kind, pulled, report)
+        if settled:
+            self.db.set_token(account, self._collection_token(kind), pulled.collection_state)
         by_jmap = {row.jmap_id: row for row in collections}
 
         token = self.db.get_token(account, kind.token_type)
         self._pass_token = (account, kind.token_type)
         self._dirty = False
         changes: ChangeSet | None = None
-        if token is not None and not relisted:
-            try:
-                changes = kind.changes(token)
-            except CannotCalculateChanges:
+        if relisted or pulled.full_items_needed or pulled.item_changes is None:
+            if token is not None and not relisted:
                 log.warning(
                     "%s: the server cannot list changes since our state; full resync",
                     kind.token_type,
                 )
-        if changes is None:
             objects, new_state = kind.get_all()
             report.full = True
         else:
-            wanted = [*changes.created, *changes.updated]
-            objects = kind.get(wanted) if wanted else []
-            new_state = changes.new_state
+            changes = pulled.item_changes
+            objects = pulled.item_objects
+            new_state = pulled.item_state or changes.new_state
 
         self._chain = new_state
         per_collection: dict[str, dict[str, dict[str, Any]]] = {j: {} for j in by_jmap}
@@ -625,18 +673,20 @@ class SyncEngine:
         return self.vdir.create_collection(_kind_folder_id(row.kind, row.jmap_id))
 
     def _sync_collections(
-        self, kind: _Kind, report: SyncReport
-    ) -> tuple[list[CollectionRow], bool]:
+        self, kind: _Kind, pulled: KindPull, report: SyncReport
+    ) -> tuple[list[CollectionRow], bool, bool]:
         """Mirror the server's collections of this kind into folders.
 
-        Returns the live rows, and whether a full listing is needed because a folder removed
-        locally was made again and must be filled anew.
+        Returns the live rows; whether a full listing is needed because a folder removed
+        locally was made again and must be filled anew; and whether every collection deleted
+        on the server is gone here too (a folder kept for its unsynced edits is not: its
+        deletion must be seen again, so the collection state is not stored).
         """
         account = self.account_id()
-        server = [c for c in kind.list_collections() if isinstance(c.get("id"), str)]
         known = {
             r.jmap_id: r for r in self.db.collections(account) if r.kind == kind.collection_kind
         }
+        server = [c for c in _server_collections(known, pulled) if isinstance(c.get("id"), str)]
         live: list[CollectionRow] = []
         relisted = False
         for cal in server:
@@ -668,9 +718,10 @@ class SyncEngine:
                     account, jmap_id, kind.collection_kind, coll.name, name, color
                 )
             )
+        settled = True
         for row in known.values():
-            self._collection_gone(row, report)
-        return live, relisted
+            settled &= self._collection_gone(row, report)
+        return live, relisted, settled
 
     def _merge_metadata(
         self,
@@ -710,13 +761,16 @@ class SyncEngine:
             except StoreError as exc:
                 report.errors.append(f"{coll.name}: colour {color!r} not written: {exc}")
 
-    def _collection_gone(self, row: CollectionRow, report: SyncReport) -> None:
-        """The server deleted a collection: remove the folder unless it holds unpushed edits."""
+    def _collection_gone(self, row: CollectionRow, report: SyncReport) -> bool:
+        """The server deleted a collection: remove the folder unless it holds unpushed edits.
+
+        False if the folder stays.
+        """
         try:
             coll = self.vdir.get_collection(row.folder)
         except StoreError:
             self.db.delete_collection(row.id)
-            return
+            return True
         status = {s.href: s for s in self.db.item_status(row.id).values()}
         unpushed = [
             href
@@ -732,14 +786,15 @@ class SyncEngine:
             self.db.clear_errors(collection_id=row.id, href="")
             self.db.record_error(message, collection_id=row.id, href="")
             report.errors.append(message)
-            return
+            return False
         try:
             self.vdir.delete_collection(row.folder)
         except StoreError as exc:
             report.errors.append(str(exc))
-            return
+            return False
         self.db.delete_collection(row.id)
         report.collections_deleted += 1
+        return True
 
     def _adopt_new_folders(self, report: SyncReport) -> None:
         """A new folder with a ``displayname`` becomes a new collection on the server."""
@@ -1338,6 +1393,25 @@ class SyncEngine:
 _DOWNLOAD_CHUNK = 500
 #: A UID whose iCalendar text form is the UID itself (no character TEXT escapes or folds).
 _PLAIN_UID = re.compile(r"[^\\;,\r\n]+")
+
+
+def _server_collections(
+    known: Mapping[str, CollectionRow], pulled: KindPull
+) -> list[dict[str, Any]]:
+    """The server's collections: as listed, or as stored with the pulled changes applied."""
+    if pulled.collections is not None:
+        return pulled.collections
+    current: dict[str, dict[str, Any]] = {
+        jmap_id: {"id": jmap_id, "name": row.name, "color": row.color}
+        for jmap_id, row in known.items()
+    }
+    for obj in pulled.collection_objects:
+        if isinstance(obj.get("id"), str):
+            current[obj["id"]] = obj
+    if pulled.collection_changes is not None:
+        for gone in pulled.collection_changes.destroyed:
+            current.pop(gone, None)
+    return list(current.values())
 
 
 def _uid_taken(error: JMAPSetError) -> bool:
