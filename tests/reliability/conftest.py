@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import ssl
 import struct
 import subprocess
@@ -108,6 +109,12 @@ class Box:
     @property
     def state_db(self) -> Path:
         return self.home / "state" / "state.sqlite"
+
+    def forget_session(self) -> None:
+        """Drop the stored session resource: the next process discovers it again."""
+        if self.state_db.exists():
+            with contextlib.closing(sqlite3.connect(self.state_db)) as conn, conn:
+                conn.execute("DELETE FROM meta WHERE key = 'session'")
 
     @property
     def config(self) -> Path:

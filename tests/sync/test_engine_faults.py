@@ -603,12 +603,15 @@ def test_a_file_edited_while_the_server_edit_is_being_written_loses_neither_edit
     w.sync_clean()
     srv.store.update_event(event_id, {"title": "Server edit"})
     update = VdirCollection.update
+    path = w.folder(cal) / href_for_uid("race")  # looked up here: the hook runs in the writer
 
     def user_saves_first(
         self: VdirCollection, href: str, item: Item, etag: str, *, durable: bool = True
     ) -> str:
         # The user's editor saves in the window between the scan and the download.
-        w.write_uid(cal, "race", ics_event("race", "Local edit"))
+        st = path.stat()
+        path.write_text(ics_event("race", "Local edit"), encoding="utf-8")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
         monkeypatch.setattr(VdirCollection, "update", update)
         return update(self, href, item, etag, durable=durable)
 

@@ -521,6 +521,16 @@ class StateDB:
             (account_id, type_name, state, _now(now)),
         )
 
+    def set_token_family(self, account_id: str, base: str, type_name: str, state: str) -> None:
+        """Store ``type_name``'s token and drop the others named ``base`` or ``base#…``."""
+        with self.transaction():
+            self._execute(
+                "DELETE FROM tokens WHERE account_id = ? AND type_name != ? AND "
+                "(type_name = ? OR substr(type_name, 1, ?) = ?)",
+                (account_id, type_name, base, len(base) + 1, base + "#"),
+            )
+            self.set_token(account_id, type_name, state)
+
     def clear_token(self, account_id: str, type_name: str) -> None:
         """Forget a token (after ``cannotCalculateChanges``: the next pull is a full one)."""
         self._execute(

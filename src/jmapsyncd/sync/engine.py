@@ -34,6 +34,7 @@ import re
 import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -77,6 +78,7 @@ from jmapsyncd.sync.plan import (
 )
 from jmapsyncd.sync.selection import is_selected
 from jmapsyncd.vdir import Item, Vdir, VdirCollection, etag_of, href_for_uid, is_item_href
+from jmapsyncd.vdir.filesystem import COLOR, DISPLAYNAME
 
 log = logging.getLogger(__name__)
 
@@ -412,6 +414,9 @@ class SyncEngine:
 
     def _keep_session(self) -> None:
         """Store the session resource in use when it differs from the stored one."""
+        # An answer with another sessionState marked the session stale: fetch it now (no
+        # request otherwise), or a process that makes one pass would store the old one again.
+        self.client.get_session()
         current = self.client.export_session()
         if current is not None and current != self._stored_session:
             self.db.set_session(current)
@@ -429,7 +434,11 @@ class SyncEngine:
         account = self.account_id()
         collections, relisted, settled = self._sync_collections(kind, pulled, report)
         if settled:
-            self.db.set_token(account, self._collection_token(kind), pulled.collection_state)
+            # Only the current selection's: the rows follow the current selection, so the
+            # state of another one would be stale when it is chosen again.
+            self.db.set_token_family(
+                account, kind.collection_type, self._collection_token(kind), pulled.collection_state
+            )
         by_jmap = {row.jmap_id: row for row in collections}
 
         token = self.db.get_token(account, kind.token_type)
@@ -603,6 +612,8 @@ class SyncEngine:
             else:
                 dropped.append(pending.href)
         if found:
+            # Found after a crash: in the page cache, perhaps not yet on disk.
+            coll.flush(pair.href for pair in found)
             self.db.record_synced_many(row.id, found)
         if dropped:
             self.db.end_downloads(row.id, dropped)
@@ -704,6 +715,8 @@ class SyncEngine:
                     # collection holds: forget the items so they are downloaded again rather
                     # than deleted from the server.
                     log.warning("folder %s is gone; downloading %s again", row.folder, name)
+                    # The token first: a crash before the listing must still lead to one.
+                    self.db.clear_token(account, kind.token_type)
                     for item in self.db.items(row.id):
                         self.db.forget_item(item.id)
                     coll = self._recreate_folder(row)
@@ -712,6 +725,11 @@ class SyncEngine:
             else:
                 coll = self._new_folder(kind, jmap_id)
                 report.collections_created += 1
+                if self.db.get_token(account, kind.token_type) is not None:
+                    # New here, not necessarily new on the server (newly selected, say): its
+                    # events are not all in a feed of changes. The token first, as above.
+                    self.db.clear_token(account, kind.token_type)
+                    relisted = True
             self._write_metadata(coll, name, color, report)
             live.append(
                 self.db.upsert_collection(
@@ -754,12 +772,22 @@ class SyncEngine:
     ) -> None:
         if name is not None and coll.get_displayname() != name:
             coll.set_displayname(name)
+            self._remember_meta(coll, DISPLAYNAME)
         if color is not None:
             try:
                 if coll.get_color() != color.upper() and coll.get_color() != color:
                     coll.set_color(color)
+                    self._remember_meta(coll, COLOR)
             except StoreError as exc:
                 report.errors.append(f"{coll.name}: colour {color!r} not written: {exc}")
+
+    def _remember_meta(self, coll: VdirCollection, key: str) -> None:
+        """A metadata file we just wrote is ours too: the watcher must not take it for an edit."""
+        try:
+            etag: str | None = etag_of((coll.path / key).lstat())
+        except OSError:
+            return
+        self._remember(coll, key, etag)
 
     def _collection_gone(self, row: CollectionRow, report: SyncReport) -> bool:
         """The server deleted a collection: remove the folder unless it holds unpushed edits.
@@ -771,6 +799,7 @@ class SyncEngine:
         except StoreError:
             self.db.delete_collection(row.id)
             return True
+        self._settle_downloads(row, coll)  # a download a crash left is no local edit
         status = {s.href: s for s in self.db.item_status(row.id).values()}
         unpushed = [
             href
@@ -806,6 +835,13 @@ class SyncEngine:
             coll = self.vdir.get_collection(folder)
             name = coll.get_displayname()
             if not name:
+                continue
+            if not self._wanted({"id": folder, "name": name}):
+                # Not selected: it would be created, then taken for a collection deleted on
+                # the server (its row matches no selected collection) on every pass.
+                log.info(
+                    "folder %s (%r) is not selected by include/exclude; not synced", folder, name
+                )
                 continue
             kind = self._kind_for_folder(coll)
             if kind is None:
@@ -1044,54 +1080,82 @@ class SyncEngine:
         is durable before its row is committed, and journaled (with the hash of the text about
         to be written) before it is written: after a crash, a file holding exactly that text is
         known for that server version (:meth:`_settle_downloads`), not taken for a local edit.
+
+        One thread writes and flushes a chunk (file creation is mostly time in the kernel,
+        without the GIL) while this one converts the next; rows are recorded here, the state
+        database has one user.
         """
         complete = True
+        chunks = [actions[i : i + _DOWNLOAD_CHUNK] for i in range(0, len(actions), _DOWNLOAD_CHUNK)]
         done = 0
-        for start in range(0, len(actions), _DOWNLOAD_CHUNK):
-            prepared: list[tuple[DownloadNew | DownloadUpdate, Item, SyncedPair]] = []
-            for action in actions[start : start + _DOWNLOAD_CHUNK]:
-                try:
-                    ready = self._prepare_download(fetched, action)
-                except ConversionError as exc:
-                    complete &= self._item_failed(row, coll, action, exc, report)
-                    continue
-                if ready is not None:
-                    prepared.append((action, *ready))
-            if prepared:
-                self.db.begin_downloads(row.id, [pair for _, _, pair in prepared])
-            written: list[SyncedPair] = []
-            interrupted = False
-            for action, item, pair in prepared:
+        with ThreadPoolExecutor(1, thread_name_prefix="jmapsyncd-writer") as writer:
+            in_flight: Future[_Written] | None = None
+            for chunk in chunks:
                 if self.stop_requested.is_set():
-                    interrupted = True
                     break
-                try:
-                    etag = self._write_download(coll, action, item, durable=False)
-                except (PreconditionFailed, StoreError) as exc:
-                    complete &= self._item_failed(row, coll, action, exc, report)
-                    continue
-                written.append(replace(pair, local_etag=etag))
-                done += 1
+                prepared: list[_Prepared] = []
+                for action in chunk:
+                    try:
+                        ready = self._prepare_download(fetched, action)
+                    except ConversionError as exc:
+                        complete &= self._item_failed(row, coll, action, exc, report)
+                        continue
+                    if ready is not None:
+                        prepared.append((action, *ready))
+                if prepared:
+                    self.db.begin_downloads(row.id, [pair for _, _, pair in prepared])
+                if in_flight is not None:
+                    complete &= self._record_written(row, coll, in_flight.result(), report)
+                    done += _DOWNLOAD_CHUNK
+                    if self.progress and len(actions) > 20:
+                        self.progress(min(done, len(actions)), len(actions))
+                in_flight = writer.submit(self._write_chunk, coll, prepared)
+            if in_flight is not None:
+                complete &= self._record_written(row, coll, in_flight.result(), report)
                 if self.progress and len(actions) > 20:
-                    self.progress(done, len(actions))
+                    self.progress(len(actions), len(actions))
+        if self.stop_requested.is_set() and chunks:
+            # Everything written so far is recorded, the token is not stored: the next start
+            # picks up exactly here.
+            raise SyncInterrupted("shutdown requested")
+        return complete
+
+    def _write_chunk(self, coll: VdirCollection, prepared: Sequence[_Prepared]) -> _Written:
+        """Write a chunk's files and flush them (in the writer thread: no database here)."""
+        written: list[SyncedPair] = []
+        failed: list[tuple[DownloadNew | DownloadUpdate, Exception]] = []
+        actions = {pair.href: action for action, _, pair in prepared}
+        for action, item, pair in prepared:
+            if self.stop_requested.is_set():
+                break
             try:
-                coll.flush()
-            except StoreError as exc:
-                # Not known to be on disk: no row may say so. The journal settles them.
-                by_href = {a.href: a for a in actions}
-                for pair in written:
-                    complete &= self._item_failed(row, coll, by_href[pair.href], exc, report)
-                written = []
-            if written:
-                self.db.record_synced_many(row.id, written)
-                report.downloaded += len(written)
-            unwritten = {p.href for _, _, p in prepared} - {p.href for p in written}
-            if unwritten:
-                self.db.end_downloads(row.id, unwritten)
-            if interrupted:
-                # Everything written so far is recorded, the token is not stored: the next
-                # start picks up exactly here.
-                raise SyncInterrupted("shutdown requested")
+                etag = self._write_download(coll, action, item, durable=False)
+            except (PreconditionFailed, StoreError) as exc:
+                failed.append((action, exc))
+                continue
+            written.append(replace(pair, local_etag=etag))
+        unwritten = sorted(set(actions) - {pair.href for pair in written})
+        try:
+            coll.flush()
+        except StoreError as exc:
+            # Not known to be on disk: no row may say so. Their journal entries stay, so the
+            # next pass settles the files by content.
+            failed.extend((actions[pair.href], exc) for pair in written)
+            written = []
+        return _Written(written, failed, unwritten)
+
+    def _record_written(
+        self, row: CollectionRow, coll: VdirCollection, chunk: _Written, report: SyncReport
+    ) -> bool:
+        """Record a written chunk's rows and failures; False if a server change was not applied."""
+        complete = True
+        for action, exc in chunk.failed:
+            complete &= self._item_failed(row, coll, action, exc, report)
+        if chunk.written:
+            self.db.record_synced_many(row.id, chunk.written)
+            report.downloaded += len(chunk.written)
+        if chunk.unwritten:
+            self.db.end_downloads(row.id, chunk.unwritten)
         return complete
 
     def _download(
@@ -1391,6 +1455,19 @@ class SyncEngine:
 
 #: Downloads written between two flushes (and recorded in one transaction).
 _DOWNLOAD_CHUNK = 500
+#: A download ready to be written: the action, the text, its row (no etag yet).
+_Prepared = tuple[DownloadNew | DownloadUpdate, Item, SyncedPair]
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What the writer did with a chunk: rows to record, failures, journal entries to end."""
+
+    written: list[SyncedPair]
+    failed: list[tuple[DownloadNew | DownloadUpdate, Exception]]
+    unwritten: list[str]
+
+
 #: A UID whose iCalendar text form is the UID itself (no character TEXT escapes or folds).
 _PLAIN_UID = re.compile(r"[^\\;,\r\n]+")
 

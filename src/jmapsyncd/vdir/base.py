@@ -10,7 +10,7 @@ A :class:`Store` holds collections addressed by a ``name`` derived from a stable
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 from jmapsyncd.vdir.item import Item
@@ -55,8 +55,8 @@ class Collection(Protocol):
         """Replace the item at ``href`` if its etag is still ``etag``; returns the new etag."""
         ...
 
-    def flush(self) -> None:
-        """Make the writes made with ``durable=False`` durable; a no-op when there are none."""
+    def flush(self, hrefs: Iterable[str] = ()) -> None:
+        """Make the writes made with ``durable=False`` durable, and the items ``hrefs``."""
         ...
 
     def delete(self, href: str, etag: str) -> None:

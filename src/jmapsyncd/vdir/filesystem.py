@@ -38,7 +38,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from jmapsyncd.errors import PreconditionFailed, StoreError
@@ -145,7 +145,6 @@ class VdirCollection(_Confined):
             raise StoreError(f"not a valid collection name: {name!r}")
         self._name = name
         self.path = root / name
-        self._folder_inside = False  # the folder resolved inside the root once: no need again
         self._unflushed: list[Path] = []  # written with durable=False, not flushed yet
 
     def __repr__(self) -> str:
@@ -165,9 +164,7 @@ class VdirCollection(_Confined):
         """
         if not is_item_href(href):
             raise StoreError(f"not an acceptable item name: {href!r}")
-        if not self._folder_inside:
-            self._inside(self.path)
-            self._folder_inside = True
+        self._check_folder_link()
         path = self.path / href
         if not new and os.path.islink(path):
             self._inside(path)
@@ -178,9 +175,25 @@ class VdirCollection(_Confined):
 
     def _check_folder(self) -> None:
         self._inside(self.path)
-        self._folder_inside = True
         if not self.path.is_dir():
             raise StoreError(f"collection folder is missing: {self.path}")
+
+    def _check_folder_link(self) -> None:
+        """The folder, checked on every item access at the cost of one ``lstat``.
+
+        A real folder in the root needs no resolving; one that is (or became, since the last
+        access) a symbolic link is resolved and refused unless it leads inside the root.
+        """
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            raise StoreError(f"collection folder is missing: {self.path}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot stat {self.path}: {exc}") from exc
+        if stat.S_ISLNK(mode):
+            self._inside(self.path)
+        elif not stat.S_ISDIR(mode):
+            raise StoreError(f"not a folder: {self.path}")
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -237,8 +250,13 @@ class VdirCollection(_Confined):
             self._unflushed.append(target)
         return st
 
-    def flush(self) -> None:
-        """Make every write made with ``durable=False`` durable (its data and its name)."""
+    def flush(self, hrefs: Iterable[str] = ()) -> None:
+        """Make every write made with ``durable=False`` durable (its data and its name).
+
+        ``hrefs``: items written so by an earlier process (found again after a crash), to make
+        durable as well.
+        """
+        self._unflushed.extend(self._item_path(h) for h in hrefs)
         if not self._unflushed:
             return
         try:
@@ -327,8 +345,6 @@ class VdirCollection(_Confined):
                 raise StoreError("cannot name an item without a UID")
             href = href_for_uid(item.uid)
         path = self._item_path(href, new=True)
-        if not self.path.is_dir():
-            raise StoreError(f"collection folder is missing: {self.path}")
         st = self._write(path, _encode(item), replace=False, durable=durable)
         return href, etag_of(st)
 

@@ -8,7 +8,7 @@ contract tests run against both); etags are unique for the life of the process.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from jmapsyncd.errors import PreconditionFailed, StoreError
 from jmapsyncd.vdir.color import normalize_color
@@ -103,7 +103,7 @@ class MemoryCollection:
         self.items[href] = (item, new)
         return new
 
-    def flush(self) -> None:
+    def flush(self, hrefs: Iterable[str] = ()) -> None:
         """Nothing to do: memory is as durable as it gets."""
 
     def delete(self, href: str, etag: str) -> None:
