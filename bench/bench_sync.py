@@ -214,6 +214,10 @@ class Workspace:
     def clear(self, which: Path) -> None:
         shutil.rmtree(which, ignore_errors=True)
         which.mkdir(parents=True)
+        # Let the disk settle: freeing 10,000 files queues work (discards, on this mount) that
+        # would otherwise slow down whichever column runs next.
+        os.sync()
+        time.sleep(1)
 
     def vdir_files(self, which: Path) -> int:
         return sum(1 for _ in (which / "vdir").glob("*/*.ics"))

@@ -209,19 +209,25 @@ class TestDeferredDurability:
         coll.flush()
         coll.flush()  # nothing left to flush: a no-op
 
-    def test_flush_syncs_the_file_system_once_for_many_writes(
-        self, layout: tuple[Vdir, Path], monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        vdir, _ = layout
-        coll = vdir.create_collection("c")
-        fsyncs: list[int] = []
+    @pytest.fixture
+    def fsyncs(self, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        """Every ``os.fsync`` made (each still made)."""
+        calls: list[int] = []
         real_fsync = os.fsync
 
         def fsync(fd: int) -> None:
-            fsyncs.append(fd)
+            calls.append(fd)
             real_fsync(fd)
 
         monkeypatch.setattr(os, "fsync", fsync)
+        return calls
+
+    def test_flush_syncs_the_file_system_once_for_many_writes(
+        self, layout: tuple[Vdir, Path], fsyncs: list[int]
+    ) -> None:
+        vdir, _ = layout
+        coll = vdir.create_collection("c")
+        fsyncs.clear()  # the new folder's own
         for n in range(20):
             coll.upload(ics(f"u{n}"), durable=False)
         assert fsyncs == []
@@ -232,23 +238,16 @@ class TestDeferredDurability:
         assert len(fsyncs) in (2, 23)  # a durable write: the file and the folder
 
     def test_without_syncfs_flush_fsyncs_each_file_and_the_folder(
-        self, layout: tuple[Vdir, Path], monkeypatch: pytest.MonkeyPatch
+        self, layout: tuple[Vdir, Path], monkeypatch: pytest.MonkeyPatch, fsyncs: list[int]
     ) -> None:
         vdir, _ = layout
         coll = vdir.create_collection("c")
         monkeypatch.setattr("jmapsyncd.vdir.filesystem._flush_filesystem", lambda _: False)
-        synced: list[int] = []
-        real_fsync = os.fsync
-
-        def fsync(fd: int) -> None:
-            synced.append(fd)
-            real_fsync(fd)
-
-        monkeypatch.setattr(os, "fsync", fsync)
+        fsyncs.clear()  # the new folder's own
         for n in range(3):
             coll.upload(ics(f"u{n}"), durable=False)
         coll.flush()
-        assert len(synced) == 4
+        assert len(fsyncs) == 4
 
     def test_a_failing_flush_is_a_store_error(
         self, layout: tuple[Vdir, Path], monkeypatch: pytest.MonkeyPatch
