@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -359,7 +360,6 @@ def daemon(ws: Workspace) -> Iterator[subprocess.Popen[str]]:
         sock_path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
-    sock.settimeout(600)
     env = dict(os.environ, NOTIFY_SOCKET=str(sock_path))
     log = (ws.root / "daemon.log").open("w")
     proc = subprocess.Popen(
@@ -369,13 +369,27 @@ def daemon(ws: Workspace) -> Iterator[subprocess.Popen[str]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    ready = threading.Event()
+
+    def manager() -> None:
+        # Read every message, as systemd does, for as long as the daemon runs.
+        with contextlib.suppress(OSError):
+            while proc.poll() is None:
+                with contextlib.suppress(TimeoutError):
+                    if b"READY=1" in sock.recv(4096):
+                        ready.set()
+
+    sock.settimeout(0.5)
+    reader = threading.Thread(target=manager, daemon=True)
+    reader.start()
     try:
-        while b"READY=1" not in sock.recv(4096):
-            pass
+        if not ready.wait(600):
+            raise RuntimeError("the daemon did not report READY=1 in 600 s")
         yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+        reader.join(5)
         sock.close()
         log.close()
 

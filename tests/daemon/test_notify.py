@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +54,22 @@ def test_watchdog_interval_is_half_the_period_for_this_process() -> None:
     assert mine.watchdog_interval == 5.0
     someone_elses = Notifier({"WATCHDOG_USEC": "10000000", "WATCHDOG_PID": "1"})
     assert someone_elses.watchdog_interval is None
+
+
+def test_a_manager_that_stops_reading_never_blocks_the_daemon(
+    manager: tuple[socket.socket, str],
+) -> None:
+    # A datagram socket's queue holds only a few messages; a blocking send then waits for the
+    # reader forever, which once hung the daemon's shutdown behind a status line.
+    _sock, path = manager
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    results: list[bool] = []
+    sender = threading.Thread(
+        target=lambda: results.extend(notifier.status(f"pass {i}") for i in range(500)),
+        daemon=True,
+    )
+    sender.start()
+    sender.join(30)
+    assert not sender.is_alive(), "sd_notify blocked on a full socket"
+    assert results[0] is True
+    assert results[-1] is False  # dropped, not waited for

@@ -39,10 +39,13 @@ class Notifier:
         message = "\n".join(f"{key.upper()}={value}" for key, value in fields.items())
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # Never wait: a manager that stops reading fills the socket's queue, and a
+                # blocking send would then hang every pass and the shutdown with it.
+                sock.setblocking(False)
                 sock.connect(self._address)
-                sock.sendall(message.encode())
+                sock.send(message.encode())
         except OSError as exc:
-            # The service manager going away must never take the daemon down.
+            # The service manager going away (or not reading) must never take the daemon down.
             log.debug("sd_notify failed: %s", exc)
             return False
         return True
