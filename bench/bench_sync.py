@@ -602,6 +602,7 @@ def use_source(rev: str, work: Path) -> str:
             [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         ).stdout.strip()
         changed = sum(1 for line in dirty if line.strip())
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
         return f"work tree at {head} ({changed} file(s) in src/ changed since)"
     commit = subprocess.run(
         [*git, "rev-parse", "--short", rev], capture_output=True, text=True, check=True
@@ -614,6 +615,9 @@ def use_source(rev: str, work: Path) -> str:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     os.environ["PYTHONPATH"] = str(dest / "src")
+    # Byte-compile as pip does on install (vdirsyncer's files are): with
+    # PYTHONDONTWRITEBYTECODE set, every run would otherwise compile our sources anew.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(dest / "src")], check=True)
     where = subprocess.run(
         [sys.executable, "-c", "import jmapsyncd; print(jmapsyncd.__file__)"],
         capture_output=True,

@@ -137,6 +137,8 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     )
     for error in report.errors:
         print(f"  not synced: {error}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"  partly synced: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -160,6 +160,8 @@ class SyncReport:
     collections_deleted: int = 0
     full: bool = False
     errors: list[str] = field(default_factory=list)
+    #: items synced, but the server keeps them without some content (the file still has it)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
@@ -201,6 +203,20 @@ def server_hash(obj: Mapping[str, Any]) -> str:
     """A stable digest of a server object as received (key order does not matter)."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _report_dropped(
+    coll: VdirCollection, href: str, paths: Sequence[str] | None, report: SyncReport
+) -> None:
+    """Say which parts of an uploaded item the server would not keep (the file keeps them)."""
+    if not paths:
+        return
+    message = (
+        f"{coll.name}/{href}: the server keeps it without {', '.join(paths)}; "
+        "the file still has them"
+    )
+    log.info(message)  # the protocol layer has warned already, naming the UID
+    report.warnings.append(message)
 
 
 def _meaning(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -1275,6 +1291,7 @@ class SyncEngine:
             error = result.not_updated.get(jmap_id)
             if error is not None:
                 raise error
+            _report_dropped(coll, href, result.dropped.get(jmap_id), report)
         got = kind.get([jmap_id])
         if not got:
             raise PreconditionFailed(f"{href}: the server lost {jmap_id} while updating it")
@@ -1335,6 +1352,7 @@ class SyncEngine:
                     pending_id, jmap_id=jmap_id, server_hash=server_hash(current[jmap_id])
                 )
                 report.uploaded += 1
+                _report_dropped(coll, href, result.dropped.get(key), report)
                 continue
             error = result.not_created.get(key)
             if not renamed and error is not None and _uid_taken(error):
