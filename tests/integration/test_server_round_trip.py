@@ -36,22 +36,43 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
         "stored without it and the loss reported, so later instances keep the old time"
         for d in BOTH
     },
-    **{
-        ("time_custom_vtimezone.ics", d): "Cyrus refuses timeZones (invalidProperties "
-        "['timeZones'] with any key or tzId; a bare custom name is refused as 'timeZone'): the "
-        "event is not stored; no fixed-offset re-encoding is sent yet"
-        for d in BOTH
-    },
-    ("recur_rules.ics", "cyrus-3.6"): "Cyrus 3.6 holds one recurrenceRule: event_to_wire "
-    "sends only the first RRULE and leaves out excludedRecurrenceRules (EXRULE; whether 3.6 "
-    "would take it is not measured), and that loss is not yet reported in SetResult.dropped",
 }
+
+
+def _excluded_by_exrule(cal: icalendar.Calendar) -> dict[str, Any]:
+    """UID → the set of EXRULEs of its master, which recurring_ical_events does not apply.
+
+    RFC 5545 §3.8.5 (EXRULE as RFC 2445 §4.8.5.2 defines it, RFC 8984 §4.3.4): what an EXRULE
+    generates from DTSTART is taken out of the recurrence set, DTSTART included.
+    """
+    from dateutil.rrule import rrule, rruleset, rrulestr
+
+    out: dict[str, Any] = {}
+    for comp in cal.walk("VEVENT"):
+        if "RECURRENCE-ID" in comp:
+            continue
+        exrules = comp.get("EXRULE")
+        if exrules is None:
+            continue
+        start: Any = comp.decoded("DTSTART")
+        rules = rruleset()
+        for x in exrules if isinstance(exrules, list) else [exrules]:
+            parsed = rrulestr(x.to_ical().decode(), dtstart=start)
+            assert isinstance(parsed, rrule)
+            rules.rrule(parsed)
+        out[str(comp["UID"])] = rules
+    return out
 
 
 def _occurrences(cal: icalendar.Calendar) -> list[tuple[datetime | date, str]]:
     found = recurring_ical_events.of(cal).between(date(2020, 1, 1), date(2030, 1, 1))
+    exrules = _excluded_by_exrule(cal)
     out: list[tuple[datetime | date, str]] = []
     for ev in found:
+        rid = ev["RECURRENCE-ID"].dt if "RECURRENCE-ID" in ev else ev["DTSTART"].dt
+        excluding = exrules.get(str(ev["UID"]))
+        if excluding is not None and rid in excluding:
+            continue
         start = ev["DTSTART"].dt
         if isinstance(start, datetime) and start.tzinfo is not None:
             start = start.astimezone(UTC)
