@@ -30,10 +30,11 @@ BOTH = ("cyrus-3.6", "cyrus-3.10")
 # Measured gaps, each a strict xfail: (fixture, dialect) -> what goes wrong and whose it is.
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     **{
-        ("recur_overrides.ics", d): "RECURRENCE-ID;RANGE=THISANDFUTURE: JSCalendar has no range, "
-        "Cyrus refuses the override's jmapsyncd.org:ical/recurrenceIdRange key (3.10 names "
-        "recurrenceOverrides/<id>, 3.6 recurrenceRule/recurrenceOverrides/<id>); the event is "
-        "stored without it and the loss reported, so later instances keep the old time"
+        ("recur_overrides.ics", d): "RECURRENCE-ID;RANGE=THISANDFUTURE on an endless series: "
+        "JSCalendar has no range and Cyrus refuses the override's "
+        "jmapsyncd.org:ical/recurrenceIdRange key; one override per later occurrence would be "
+        "endless (a bounded series is expanded, see the test below), so the event is stored "
+        "without the range, reported in SetResult.dropped, and later instances keep the old time"
         for d in BOTH
     },
 }
@@ -166,3 +167,65 @@ def test_refused_participant_parts_are_left_out_and_reported(cyrus_account: Serv
         "resource1",
         "resource2",
     }
+
+
+@pytest.mark.integration
+def test_a_bounded_thisandfuture_range_is_stored_as_one_override_per_occurrence(
+    cyrus_account: ServerAccount,
+) -> None:
+    """recur_overrides.ics with a COUNT: every later occurrence gets the range's changes."""
+    from jmapsyncd.convert import ical_to_jscal
+
+    text = (FIXTURES / "recur_overrides.ics").read_text()
+    text = text.replace("RRULE:FREQ=WEEKLY;BYDAY=TU", "RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=8")
+    sent = icalendar.Calendar.from_ical(text)
+    [event] = ical_to_jscal(text)
+    with JMAPClient(
+        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
+    ) as client:
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        result.raise_first_error()
+        stored = client.get_events([result.created["e"]["id"]])
+    assert result.dropped == {}
+    back = icalendar.Calendar.from_ical(jscal_to_ical(stored))
+    later = [o for o in _occurrences(sent) if str(o[0]) >= "2024-01-30"]
+    assert [o[1] for o in later] == ["Team standup (earlier from now on)"] * 4
+    assert _occurrences(back) == _occurrences(sent)
+
+
+@pytest.mark.integration
+def test_a_custom_time_zone_is_stored_as_iana_and_reported(cyrus_account: ServerAccount) -> None:
+    from jmapsyncd.convert import ical_to_jscal
+
+    [event] = ical_to_jscal((FIXTURES / "time_custom_vtimezone.ics").read_text())
+    with JMAPClient(
+        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
+    ) as client:
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        result.raise_first_error()
+        stored = client.get_events([result.created["e"]["id"]])[0]
+    assert result.dropped == {"e": ("timeZones/~1Mars Base Time",)}
+    assert (stored["start"], stored["timeZone"]) == ("2024-04-02T10:00:00", "Asia/Tehran")
+
+
+def test_several_rules_keep_their_occurrences_on_a_stalwart_like_server() -> None:
+    """Stalwart knows only a singular recurrenceRule and refuses excludedRecurrenceRules."""
+    from jmapsyncd.convert import ical_to_jscal
+
+    text = (FIXTURES / "recur_rules.ics").read_text()
+    [event] = ical_to_jscal(text)
+    with (
+        FakeJMAPServer(dialect="stalwart") as srv,
+        JMAPClient(srv.session_url, username=srv.username, password=srv.password) as client,
+    ):
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        result.raise_first_error()
+        stored = client.get_events([result.created["e"]["id"]])
+    assert result.dropped == {}
+    assert len(stored[0]["recurrenceRules"]) == 1
+    assert "excludedRecurrenceRules" not in stored[0]
+    back = icalendar.Calendar.from_ical(jscal_to_ical(stored))
+    assert _occurrences(back) == _occurrences(icalendar.Calendar.from_ical(text))

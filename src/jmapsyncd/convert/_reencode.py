@@ -437,15 +437,17 @@ def replace_custom_zones(event: dict[str, Any]) -> tuple[dict[str, Any], list[st
         given = zobj.get("tzId")
         tzid = given if isinstance(given, str) else zid.lstrip("/")
         try:
+            if not (zobj.get("standard") or zobj.get("daylight")):
+                raise ConversionError("a time zone without rules", where=pointer)
             tz = _custom_tzinfo(tzid, zobj, pointer)
             if tz is None:
                 raise ConversionError("no definition", where=pointer)
-            span = _span(out, tz) if out.get("timeZone") == zid else None
+            span = _span(out, tz)
         except ConversionError:
             kept[zid] = zobj
             lost.append(pointer)
             continue
-        if span is None:  # only an end zone, or not used at all
+        if span is None:  # no start: compare over the whole range
             span = (
                 datetime(1970, 1, 1, tzinfo=UTC),
                 datetime(LAST_COMPARED_YEAR + 1, 1, 1, tzinfo=UTC),
