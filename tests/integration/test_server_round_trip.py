@@ -30,28 +30,50 @@ BOTH = ("cyrus-3.6", "cyrus-3.10")
 # Measured gaps, each a strict xfail: (fixture, dialect) -> what goes wrong and whose it is.
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     **{
-        ("recur_overrides.ics", d): "RECURRENCE-ID;RANGE=THISANDFUTURE: JSCalendar has no range, "
-        "Cyrus refuses the override's jmapsyncd.org:ical/recurrenceIdRange key (3.10 names "
-        "recurrenceOverrides/<id>, 3.6 recurrenceRule/recurrenceOverrides/<id>); the event is "
-        "stored without it and the loss reported, so later instances keep the old time"
+        ("recur_overrides.ics", d): "RECURRENCE-ID;RANGE=THISANDFUTURE on an endless series: "
+        "JSCalendar has no range and Cyrus refuses the override's "
+        "jmapsyncd.org:ical/recurrenceIdRange key; one override per later occurrence would be "
+        "endless (a bounded series is expanded, see the test below), so the event is stored "
+        "without the range, reported in SetResult.dropped, and later instances keep the old time"
         for d in BOTH
     },
-    **{
-        ("time_custom_vtimezone.ics", d): "Cyrus refuses timeZones (invalidProperties "
-        "['timeZones'] with any key or tzId; a bare custom name is refused as 'timeZone'): the "
-        "event is not stored; no fixed-offset re-encoding is sent yet"
-        for d in BOTH
-    },
-    ("recur_rules.ics", "cyrus-3.6"): "Cyrus 3.6 holds one recurrenceRule: event_to_wire "
-    "sends only the first RRULE and leaves out excludedRecurrenceRules (EXRULE; whether 3.6 "
-    "would take it is not measured), and that loss is not yet reported in SetResult.dropped",
 }
+
+
+def _excluded_by_exrule(cal: icalendar.Calendar) -> dict[str, Any]:
+    """UID → the set of EXRULEs of its master, which recurring_ical_events does not apply.
+
+    RFC 5545 §3.8.5 (EXRULE as RFC 2445 §4.8.5.2 defines it, RFC 8984 §4.3.4): what an EXRULE
+    generates from DTSTART is taken out of the recurrence set, DTSTART included.
+    """
+    from dateutil.rrule import rrule, rruleset, rrulestr
+
+    out: dict[str, Any] = {}
+    for comp in cal.walk("VEVENT"):
+        if "RECURRENCE-ID" in comp:
+            continue
+        exrules = comp.get("EXRULE")
+        if exrules is None:
+            continue
+        start: Any = comp.decoded("DTSTART")
+        rules = rruleset()
+        for x in exrules if isinstance(exrules, list) else [exrules]:
+            parsed = rrulestr(x.to_ical().decode(), dtstart=start)
+            assert isinstance(parsed, rrule)
+            rules.rrule(parsed)
+        out[str(comp["UID"])] = rules
+    return out
 
 
 def _occurrences(cal: icalendar.Calendar) -> list[tuple[datetime | date, str]]:
     found = recurring_ical_events.of(cal).between(date(2020, 1, 1), date(2030, 1, 1))
+    exrules = _excluded_by_exrule(cal)
     out: list[tuple[datetime | date, str]] = []
     for ev in found:
+        rid = ev["RECURRENCE-ID"].dt if "RECURRENCE-ID" in ev else ev["DTSTART"].dt
+        excluding = exrules.get(str(ev["UID"]))
+        if excluding is not None and rid in excluding:
+            continue
         start = ev["DTSTART"].dt
         if isinstance(start, datetime) and start.tzinfo is not None:
             start = start.astimezone(UTC)
@@ -145,3 +167,65 @@ def test_refused_participant_parts_are_left_out_and_reported(cyrus_account: Serv
         "resource1",
         "resource2",
     }
+
+
+@pytest.mark.integration
+def test_a_bounded_thisandfuture_range_is_stored_as_one_override_per_occurrence(
+    cyrus_account: ServerAccount,
+) -> None:
+    """recur_overrides.ics with a COUNT: every later occurrence gets the range's changes."""
+    from jmapsyncd.convert import ical_to_jscal
+
+    text = (FIXTURES / "recur_overrides.ics").read_text()
+    text = text.replace("RRULE:FREQ=WEEKLY;BYDAY=TU", "RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=8")
+    sent = icalendar.Calendar.from_ical(text)
+    [event] = ical_to_jscal(text)
+    with JMAPClient(
+        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
+    ) as client:
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        result.raise_first_error()
+        stored = client.get_events([result.created["e"]["id"]])
+    assert result.dropped == {}
+    back = icalendar.Calendar.from_ical(jscal_to_ical(stored))
+    later = [o for o in _occurrences(sent) if str(o[0]) >= "2024-01-30"]
+    assert [o[1] for o in later] == ["Team standup (earlier from now on)"] * 4
+    assert _occurrences(back) == _occurrences(sent)
+
+
+@pytest.mark.integration
+def test_a_custom_time_zone_is_stored_as_iana_and_reported(cyrus_account: ServerAccount) -> None:
+    from jmapsyncd.convert import ical_to_jscal
+
+    [event] = ical_to_jscal((FIXTURES / "time_custom_vtimezone.ics").read_text())
+    with JMAPClient(
+        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
+    ) as client:
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        result.raise_first_error()
+        stored = client.get_events([result.created["e"]["id"]])[0]
+    assert result.dropped == {"e": ("timeZones/~1Mars Base Time",)}
+    assert (stored["start"], stored["timeZone"]) == ("2024-04-02T10:00:00", "Asia/Tehran")
+
+
+def test_several_rules_keep_their_occurrences_on_a_stalwart_like_server() -> None:
+    """Stalwart knows only a singular recurrenceRule and refuses excludedRecurrenceRules."""
+    from jmapsyncd.convert import ical_to_jscal
+
+    text = (FIXTURES / "recur_rules.ics").read_text()
+    [event] = ical_to_jscal(text)
+    with (
+        FakeJMAPServer(dialect="stalwart") as srv,
+        JMAPClient(srv.session_url, username=srv.username, password=srv.password) as client,
+    ):
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        result.raise_first_error()
+        stored = client.get_events([result.created["e"]["id"]])
+    assert result.dropped == {}
+    assert len(stored[0]["recurrenceRules"]) == 1
+    assert "excludedRecurrenceRules" not in stored[0]
+    back = icalendar.Calendar.from_ical(jscal_to_ical(stored))
+    assert _occurrences(back) == _occurrences(icalendar.Calendar.from_ical(text))

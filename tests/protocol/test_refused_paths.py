@@ -124,7 +124,7 @@ class TestSetEventsLeavesOutWhatIsRefused:
         assert "u1@example.com" in record.getMessage()
         assert "participants/contact1" in record.getMessage()
 
-    def test_a_refused_time_zone_still_fails_the_create(self) -> None:
+    def test_a_refused_time_zone_without_a_definition_still_fails_the_create(self) -> None:
         seen: list[dict[str, Any]] = []
 
         def handler(name: str, args: dict[str, Any]) -> Reply:
@@ -137,7 +137,9 @@ class TestSetEventsLeavesOutWhatIsRefused:
         result, _ = run(flows.set_events(state_for(), create={"mine": ev}), jmap(handler))
         assert result.not_created["mine"].properties == ["timeZones"]
         assert result.dropped == {}
-        assert len(seen) == 1
+        # learned that custom zones are refused; one without rules cannot be re-encoded
+        assert len(seen) == 2
+        assert seen[1]["timeZones"] == {"/Mars": {"@type": "TimeZone"}}
 
     def test_cyrus36_override_path_does_not_flip_the_rule_shape(self) -> None:
         state = state_for("cyrus36")
@@ -186,3 +188,85 @@ def test_a_refused_html_description_is_sent_as_plain_text_and_a_link() -> None:
     assert not state.dialect.html_description
     assert "description" not in seen[1]
     assert seen[1]["links"]["description-html"]["contentType"] == "text/html"
+
+
+MARS = {
+    "@type": "TimeZone",
+    "tzId": "Mars Base Time",
+    "standard": [
+        {
+            "@type": "TimeZoneRule",
+            "start": "1970-01-01T00:00:00",
+            "offsetFrom": "+0330",
+            "offsetTo": "+0330",
+        }
+    ],
+}
+
+
+def test_refused_custom_time_zones_are_learned_and_replaced_by_a_matching_iana_zone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """time_custom_vtimezone.ics on Cyrus: ``timeZones`` refused with any content."""
+    state = state_for("ietf")
+    seen: list[dict[str, Any]] = []
+
+    def handler(name: str, args: dict[str, Any]) -> Reply:
+        obj = args["create"]["k0"]
+        seen.append(obj)
+        if "timeZones" in obj:
+            refused = ["timeZones"]
+            return {"notCreated": {"k0": {"type": "invalidProperties", "properties": refused}}}
+        return {"newState": "2", "created": {"k0": {"id": "E1"}}}
+
+    ev = _event(timeZone="/Mars", timeZones={"/Mars": MARS}, duration="PT1H")
+    with caplog.at_level(logging.WARNING, logger="jmapsyncd.protocol"):
+        result, _ = run(flows.set_events(state, create={"mine": ev}), jmap(handler))
+    assert result.ok
+    assert result.dropped == {"mine": ("timeZones/~1Mars",)}
+    assert state.dialect is not None
+    assert not state.dialect.custom_time_zones
+    assert len(seen) == 2
+    assert (seen[1]["start"], seen[1]["timeZone"]) == ("2024-04-10T13:00:00", "Asia/Tehran")
+    assert ev["timeZones"] == {"/Mars": MARS}  # the caller's copy keeps the definition
+    [record] = caplog.records
+    assert "timeZones/~1Mars" in record.getMessage()
+
+
+def test_rules_a_singular_rule_server_cannot_hold_are_reported() -> None:
+    """recur_rules.ics on Cyrus 3.6: a second endless rule has no faithful form there."""
+    state = state_for("cyrus36")
+    seen: list[dict[str, Any]] = []
+
+    def handler(name: str, args: dict[str, Any]) -> Reply:
+        if "sendSchedulingMessages" in args:
+            return ("error", {"type": "invalidArguments"})
+        seen.append(args["create"]["k0"])
+        return {"newState": "2", "created": {"k0": {"id": "u1@example.com"}}}
+
+    rules = [{"frequency": "weekly"}, {"frequency": "daily", "count": 2}, {"frequency": "yearly"}]
+    ev = _event(recurrenceRules=rules)
+    result, _ = run(flows.set_events(state, create={"mine": ev}), jmap(handler))
+    assert result.ok
+    assert result.dropped == {"mine": ("recurrenceRules/2",)}
+    assert seen[-1]["recurrenceRule"] == {"frequency": "weekly"}
+    # the bounded daily rule's second day is an added date; its first is the start
+    assert seen[-1]["recurrenceOverrides"] == {"2024-04-11T13:00:00": {}}
+
+
+def test_patch_pointers_into_rules_a_singular_rule_server_lacks_are_reported() -> None:
+    state = state_for("cyrus36")
+
+    def handler(name: str, args: dict[str, Any]) -> Reply:
+        if "sendSchedulingMessages" in args:
+            return ("error", {"type": "invalidArguments"})
+        assert set(args["update"]["u1@example.com"]) == {"title"}
+        return {"newState": "3", "updated": {"u1@example.com": None}}
+
+    patch = {"title": "x", "excludedRecurrenceRules/0/count": 2, "recurrenceRules/1": None}
+    result, _ = run(flows.set_events(state, update={"u1@example.com": patch}), jmap(handler))
+    assert result.ok
+    assert set(result.dropped["u1@example.com"]) == {
+        "excludedRecurrenceRules/0/count",
+        "recurrenceRules/1",
+    }

@@ -22,13 +22,17 @@ never see dialects.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from jmapsyncd.convert._alt import html_description_as_link, html_description_from_link
+from jmapsyncd.convert._reencode import (
+    expand_future_ranges,
+    fold_recurrence_rules,
+    replace_custom_zones,
+)
 from jmapsyncd.protocol.session import CALENDARS, CYRUS_CALENDARS, TASKS, Session
 
 #: properties the server owns; never sent in a create or update
@@ -111,6 +115,9 @@ class Dialect:
     #: server refuses is left out of that one object only, after the dialect's other encodings
     #: were tried, and reported (``SetResult.dropped`` and a warning); see ``docs/client.md``.
     rejected_properties: frozenset[str] = frozenset()
+    #: the server stores custom time zones (``timeZones``, RFC 8984 §4.7.2); when not, a custom
+    #: zone is replaced by the IANA zone with the same offsets over the event, or by UTC
+    custom_time_zones: bool = True
 
     def learn(self, **changes: Any) -> Dialect:
         return replace(self, **changes)
@@ -175,13 +182,24 @@ def event_to_wire(
     *,
     calendar_id: str | None = None,
     patch: bool = False,
+    lost: list[str] | None = None,
 ) -> dict[str, Any]:
     """Adapt an IETF-form event (or a patch of top-level keys) to ``dialect``.
 
     ``calendar_id`` overrides the event's calendar membership. In a patch, keys set to None
     are kept (they clear the property) unless the dialect does not know the property at all.
+
+    What the dialect cannot hold is re-encoded with the same occurrences where that is exact
+    (``jmapsyncd.convert._reencode``): several rules and excluded rules on a singular-rule
+    server, THISANDFUTURE overrides of a bounded series. The JSON pointers (into ``event``) of
+    what is left out all the same are appended to ``lost``; nothing is left out unreported.
     """
-    out = copy.deepcopy(event)
+    missing: list[str] = [] if lost is None else lost
+    out, unexpanded = expand_future_ranges(event)
+    del unexpanded  # an endless series keeps the range key; a server that refuses it says so
+    if not dialect.custom_time_zones and out.get("timeZones"):
+        out, replaced = replace_custom_zones(out)
+        missing.extend(replaced)
     if not dialect.html_description:  # before vendor data goes: the plain text is kept there
         out = html_description_as_link(out, patch=patch)
     for key in SERVER_SET:
@@ -211,16 +229,19 @@ def event_to_wire(
             rule = out.pop("recurrenceRule")
             out["recurrenceRules"] = [rule] if rule else None
     else:
+        # A singular-rule server holds one rule and no excluded rules: fold the others into
+        # overrides where that gives the same occurrences, report the rest.
+        out, folded_away = fold_recurrence_rules(out)
+        missing.extend(folded_away)
         if "recurrenceRules" in out:
             rules = out.pop("recurrenceRules")
-            # A singular-rule server can hold one rule; JSCalendar events rarely have more.
             out["recurrenceRule"] = rules[0] if isinstance(rules, list) and rules else None
-        if "excludedRecurrenceRules" in out:
-            out.pop("excludedRecurrenceRules")
+        if out.pop("excludedRecurrenceRules", None):  # fold leaves none; never silently
+            missing.append("excludedRecurrenceRules")
     if patch:
-        _adapt_pointers(out, dialect)
+        missing.extend(_adapt_pointers(out, dialect))
     else:
-        for key in ("recurrenceRule", "recurrenceRules", "excludedRecurrenceRules"):
+        for key in (*_RULE_KEYS, "recurrenceOverrides", "timeZones", "locations"):
             if key in out and out[key] is None:
                 del out[key]
     if "alerts" in out:
@@ -230,12 +251,18 @@ def event_to_wire(
     return out
 
 
-def _adapt_pointers(patch: dict[str, Any], dialect: Dialect) -> None:
+_RULE_KEYS = ("recurrenceRule", "recurrenceRules", "excludedRecurrenceRules")
+
+
+def _adapt_pointers(patch: dict[str, Any], dialect: Dialect) -> list[str]:
     """Rewrite JSON-pointer patch keys (RFC 8620 §5.3) that name dialect-specific properties.
 
     ``calendarIds/<id>: true`` pointers become one whole ``calendarIds`` map of the calendars set
     to true: Cyrus 3.10 refuses pointers into calendarIds, and its events live in one calendar.
+    Returns the pointers left out because the dialect cannot hold what they name (a second
+    rule or an excluded rule on a singular-rule server).
     """
+    gone: list[str] = []
     targets = [k.partition("/")[2] for k, v in patch.items() if k.startswith("calendarIds/") and v]
     if targets and dialect.calendar_ids_map:
         for key in [k for k in patch if k.startswith("calendarIds/")]:
@@ -249,15 +276,19 @@ def _adapt_pointers(patch: dict[str, Any], dialect: Dialect) -> None:
             index, _, inner = rest.partition("/")
             if index == "0":  # a singular-rule server holds the first rule only
                 patch["recurrenceRule/" + inner if inner else "recurrenceRule"] = value
+            else:
+                gone.append(key)
         elif head == "recurrenceRule" and dialect.recurrence_rules_list:
             del patch[key]
             patch["recurrenceRules/0/" + rest] = value
         elif head == "excludedRecurrenceRules" and not dialect.recurrence_rules_list:
             del patch[key]
+            gone.append(key)
         elif head == "calendarIds" and not dialect.calendar_ids_map:
             del patch[key]
             if value:  # Cyrus 3.6 moves an event by naming its one calendar
                 patch["calendarId"] = rest
+    return gone
 
 
 def replacement_patch(event: dict[str, Any]) -> dict[str, Any]:

@@ -483,7 +483,8 @@ def changes_page(
 
 # --------------------------------------------------------------------------- /set
 
-Adapter = Callable[[dict[str, Any], Dialect | None, bool], dict[str, Any]]
+#: (object, dialect, is a patch) → (wire form, pointers of what the wire form left out)
+Adapter = Callable[[dict[str, Any], Dialect | None, bool], tuple[dict[str, Any], list[str]]]
 Learner = Callable[[JMAPSetError, Dialect], Dialect | None]
 #: (the object as sent, the server's invalidProperties) -> the paths to leave out of it
 Trimmer = Callable[[dict[str, Any], list[str]], list[str]]
@@ -494,13 +495,18 @@ MAX_TRIMS = 8
 MAX_LEARNS = 4
 
 
-def _identity(obj: dict[str, Any], dialect: Dialect | None, patch: bool) -> dict[str, Any]:
-    return dict(obj)
+def _identity(
+    obj: dict[str, Any], dialect: Dialect | None, patch: bool
+) -> tuple[dict[str, Any], list[str]]:
+    return dict(obj), []
 
 
-def _event_adapter(obj: dict[str, Any], dialect: Dialect | None, patch: bool) -> dict[str, Any]:
+def _event_adapter(
+    obj: dict[str, Any], dialect: Dialect | None, patch: bool
+) -> tuple[dict[str, Any], list[str]]:
     assert dialect is not None  # ensured by Kind.using before any set
-    return event_to_wire(obj, dialect, patch=patch)
+    lost: list[str] = []
+    return event_to_wire(obj, dialect, patch=patch, lost=lost), lost
 
 
 def learn_from_set_error(error: JMAPSetError, dialect: Dialect) -> Dialect | None:
@@ -521,6 +527,8 @@ def learn_from_set_error(error: JMAPSetError, dialect: Dialect) -> Dialect | Non
         return dialect.learn(calendar_ids_map=True)
     if "descriptionContentType" in whole and dialect.html_description:
         return dialect.learn(html_description=False)
+    if "timeZones" in props and dialect.custom_time_zones:
+        return dialect.learn(custom_time_zones=False)
     if "version" in props and dialect.accepts_version:
         return dialect.learn(accepts_version=False)
     if "@type" in props:
@@ -579,9 +587,12 @@ def set_objects(
     retried: dict[tuple[str, str], int] = {}
     trims: dict[tuple[str, str], list[str]] = {}
     rounds: dict[tuple[str, str], int] = {}
+    # what the adapter left out of the last form sent of each object
+    adapted: dict[tuple[str, str], list[str]] = {}
 
     def wire(op: str, key: str, obj: dict[str, Any], dialect: Dialect | None) -> dict[str, Any]:
-        out = adapter(obj, dialect, op == "update")
+        out, lost = adapter(obj, dialect, op == "update")
+        adapted[(op, key)] = lost
         drop_paths(out, trims.get((op, key), ()))
         return out
 
@@ -679,15 +690,16 @@ def set_objects(
                     errors[op][key] = error
         pending = retry
     dropped: dict[str, tuple[str, ...]] = {}
-    for (op, oid), paths in trims.items():
+    for op, oid in dict.fromkeys([*adapted, *trims]):
         key = keys.get(oid, oid) if op == "create" else oid
+        paths = list(dict.fromkeys([*adapted.get((op, oid), ()), *trims.get((op, oid), ())]))
         if not paths or (key not in created if op == "create" else key not in updated):
             continue
         dropped[key] = tuple(paths)
         original = create.get(key) if op == "create" else update.get(key)
         uid = original.get("uid") if isinstance(original, dict) else None
         log.warning(
-            "%s %s was stored without what the server refused: %s",
+            "%s %s was stored without what the server refused or cannot hold: %s",
             kind.name,
             uid if isinstance(uid, str) else key,
             ", ".join(paths),
