@@ -75,6 +75,30 @@ def test_vtodo_duration_becomes_due() -> None:
     assert "DUE:20240101T120000Z\r\n" in jscal_to_ical(t)
 
 
+def _todo(*lines: str) -> str:
+    body = "\r\n".join(lines)
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:u0\r\n"
+        f"{body}\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def test_vtodo_duration_parameters_move_to_due() -> None:
+    [t] = ical_to_jscal(_todo("DTSTART:20240101T100000", "DURATION;X-Z=1:PT1H"))
+    assert t["due"] == "2024-01-01T11:00:00"
+    assert "DUE;X-Z=1:20240101T110000" in jscal_to_ical(t)
+
+
+def test_hours_after_a_date_start_are_not_cut_to_a_date_due() -> None:
+    # RFC 5545 §3.3.6: a DATE start takes whole days; a DUE one hour in has no DATE form, and
+    # writing DUE;VALUE=DATE lost the hour. The DURATION travels unmapped instead.
+    [t] = ical_to_jscal(_todo("DTSTART;VALUE=DATE:20240101", "DURATION;X-Z=1:PT1H"))
+    assert "due" not in t
+    out = jscal_to_ical(t)
+    assert "DURATION;X-Z=1:PT1H" in out
+    assert "DUE" not in out
+
+
 def test_tasks_round_trip() -> None:
     tasks = list(_tasks().values())
     assert ical_to_jscal(jscal_to_ical(tasks)) == tasks

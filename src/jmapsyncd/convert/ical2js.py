@@ -303,8 +303,11 @@ class _Conv:
             elif dur is not None and sdt is not None:
                 try:
                     td = parse_duration(dur.value, where + " DURATION")
-                    obj["due"] = local_str(sdt + td)
-                    used.add(id(dur))
+                    # A date start plus hours has no date DUE: kept as it is, unmapped below.
+                    if not is_date or td % timedelta(days=1) == timedelta(0):
+                        obj["due"] = local_str(sdt + td)
+                        keep_params(dur, "due", set())
+                        used.add(id(dur))
                 except (ConversionError, OverflowError):
                     pass  # kept unmapped below
             est = comp.get("ESTIMATED-DURATION")
