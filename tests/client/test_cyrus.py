@@ -17,6 +17,7 @@ from jmapsyncd.errors import (
     JMAPNotFoundError,
 )
 from jmapsyncd.jmap import JMAPCalendarObject
+from jmapsyncd.protocol import flows
 from tests.client.conftest import open_api
 
 pytestmark = pytest.mark.integration
@@ -324,3 +325,27 @@ async def test_event_with_x_properties_is_created(cyrus_account: Any, kind: str)
         obj = await api.get_event(event_id)
         assert obj.data["title"] == "With X-props"
         assert obj.data["uid"] == "xprop-1@example.com"
+
+
+@pytest.mark.asyncio
+async def test_a_listing_hands_out_each_page_as_it_arrives(
+    cyrus_account: Any, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cyrus 3.10 pages by position; 3.6 ignores position, so the listing falls back to all ids
+    # at once and gets them in chunks: each event must still be handed out exactly once.
+    monkeypatch.setattr(flows, "STREAM_PAGE", 3)
+    async with open_api(kind, cyrus_account.url, **_account(cyrus_account)) as api:
+        cal_id = await api.create_calendar("Paged", None)
+        created = await api.set_events(
+            create={f"e{i}": event(f"paged-{i}", f"Paged {i}", cal_id, day=i + 1) for i in range(8)}
+        )
+        assert len(created.created) == 8
+        pages: list[list[dict[str, Any]]] = []
+        events, state = await api.get_all_events(cal_id, on_page=pages.append)
+        handed = [e["id"] for p in pages for e in p]
+        assert all(1 <= len(p) <= 3 for p in pages), [len(p) for p in pages]
+        assert sorted(handed) == sorted(e["id"] for e in events)
+        assert len(set(handed)) == len(handed) == 8
+        plain, plain_state = await api.get_all_events(cal_id)
+        assert sorted(e["id"] for e in plain) == sorted(handed)
+        assert state == plain_state

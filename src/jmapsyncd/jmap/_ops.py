@@ -228,9 +228,9 @@ class Operations:
         return then(flows.get_objects(self.state, EVENT, list(ids)), lambda r: r.objects)
 
     def fetch_all_events(
-        self, calendar_id: str | None = None
+        self, calendar_id: str | None = None, on_page: flows.OnPage | None = None
     ) -> Flow[tuple[list[dict[str, Any]], str]]:
-        return flows.fetch_all_events(self.state, calendar_id)
+        return flows.fetch_all_events(self.state, calendar_id, on_page)
 
     def all_event_ids(self, calendar_id: str | None = None) -> Flow[tuple[list[str], str]]:
         return flows.all_event_ids(self.state, calendar_id)
@@ -274,9 +274,9 @@ class Operations:
         return then(flows.get_objects(self.state, TASK, list(ids)), lambda r: r.objects)
 
     def fetch_all_tasks(
-        self, task_list_id: str | None = None
+        self, task_list_id: str | None = None, on_page: flows.OnPage | None = None
     ) -> Flow[tuple[list[dict[str, Any]], str]]:
-        return flows.fetch_all_tasks(self.state, task_list_id)
+        return flows.fetch_all_tasks(self.state, task_list_id, on_page)
 
     def set_tasks(
         self,

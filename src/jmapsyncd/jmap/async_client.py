@@ -16,7 +16,7 @@ import niquests
 from jmapsyncd.jmap import _transport
 from jmapsyncd.jmap._ops import DateLike, Operations
 from jmapsyncd.jmap.objects import JMAPCalendar, JMAPCalendarObject
-from jmapsyncd.protocol.flows import CALENDAR, EVENT, TASK, TASK_LIST, ClientState, Flow
+from jmapsyncd.protocol.flows import CALENDAR, EVENT, TASK, TASK_LIST, ClientState, Flow, OnPage
 from jmapsyncd.protocol.session import Session
 from jmapsyncd.protocol.values import ChangeSet, Pull, SetResult
 from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, redact_url
@@ -249,10 +249,13 @@ class AsyncJMAPClient:
         return await self._run(self._ops.get_events(ids))
 
     async def get_all_events(
-        self, calendar_id: str | None = None
+        self, calendar_id: str | None = None, *, on_page: OnPage | None = None
     ) -> tuple[list[dict[str, Any]], str]:
-        """Every event (of one calendar) and the state to feed :meth:`event_changes` next."""
-        return await self._run(self._ops.fetch_all_events(calendar_id))
+        """Every event (of one calendar) and the state to feed :meth:`event_changes` next.
+
+        ``on_page`` is called with each page of events as it arrives (pages of at most 1,000).
+        """
+        return await self._run(self._ops.fetch_all_events(calendar_id, on_page))
 
     async def get_all_event_ids(self, calendar_id: str | None = None) -> tuple[list[str], str]:
         """Every event id (of one calendar) and the CalendarEvent state."""
@@ -282,10 +285,11 @@ class AsyncJMAPClient:
         return await self._run(self._ops.get_tasks(ids))
 
     async def get_all_tasks(
-        self, task_list_id: str | None = None
+        self, task_list_id: str | None = None, *, on_page: OnPage | None = None
     ) -> tuple[list[dict[str, Any]], str]:
-        """Every task (of one list) and the Task state read before listing."""
-        return await self._run(self._ops.fetch_all_tasks(task_list_id))
+        """Every task (of one list) and the Task state read before listing; ``on_page`` as
+        for :meth:`get_all_events`."""
+        return await self._run(self._ops.fetch_all_tasks(task_list_id, on_page))
 
     async def set_tasks(
         self,

@@ -60,6 +60,10 @@ from jmapsyncd.protocol.wire import HttpRequest, HttpResponse, json_object, reda
 
 T = TypeVar("T")
 Flow = Generator[HttpRequest, HttpResponse, T]
+#: Called with each page of objects as it arrives, before the flow asks for the next one.
+OnPage = Callable[[list[dict[str, Any]]], None]
+#: Page size while pages are handed out: small enough that the first arrives soon.
+STREAM_PAGE = 1000
 
 log = logging.getLogger("jmapsyncd.protocol")
 
@@ -336,10 +340,12 @@ def get_objects(
     kind: Kind,
     ids: Iterable[str] | None,
     properties: list[str] | None = None,
+    on_page: OnPage | None = None,
 ) -> Flow[GetResult]:
     """/get by ids, split into calls of ``maxObjectsInGet`` and requests of ``maxCallsInRequest``.
 
     ``ids=None`` asks for every object (fine for calendars and task lists, which are few).
+    ``on_page`` gets each request's objects (then one call per request of ``STREAM_PAGE``).
     """
     session = yield from _prepare(state, kind)
     base: dict[str, Any] = {"accountId": session.account_id}
@@ -349,17 +355,22 @@ def get_objects(
     if wanted is None:
         batches: list[list[str] | None] = [None]
     else:
-        batches = list(_chunks(wanted, session.limits.max_objects_in_get)) or [[]]
+        size = session.limits.max_objects_in_get
+        batches = list(_chunks(wanted, min(size, STREAM_PAGE) if on_page else size)) or [[]]
     objects: list[dict[str, Any]] = []
     not_found: list[str] = []
     new_state = ""
-    for group in _chunks(batches, session.limits.max_calls_in_request):
+    per_request = 1 if on_page else session.limits.max_calls_in_request
+    for group in _chunks(batches, per_request):
         request = Request(kind.using(state))
         calls = [request.call(f"{kind.name}/get", {**base, "ids": batch}) for batch in group]
         response = yield from send(state, request)
         for call in calls:
             args = response.result(call)
-            objects.extend(kind.normalise(o) for o in obj_list(args, "list", url=response.url))
+            page = [kind.normalise(o) for o in obj_list(args, "list", url=response.url)]
+            objects.extend(page)
+            if on_page is not None:
+                on_page(page)
             not_found.extend(str_list(args, "notFound", url=response.url, optional=True))
             # Across several requests keep the oldest state: a change feed from it repeats
             # anything that changed meanwhile instead of missing it.
@@ -835,6 +846,7 @@ def query_events(
     text: str | None = None,
     uid: str | None = None,
     fetch: bool = True,
+    on_page: OnPage | None = None,
 ) -> Flow[tuple[list[dict[str, Any]], list[str], str | None]]:
     """CalendarEvent/query (+ /get by result reference); see :func:`query`."""
     yield from ensure_dialect(state)
@@ -845,7 +857,7 @@ def query_events(
             dialect, calendar_id=calendar_id, start=start, end=end, text=text, uid=uid
         )
 
-    return (yield from query(state, EVENT, make_filter, fetch=fetch))
+    return (yield from query(state, EVENT, make_filter, fetch=fetch, on_page=on_page))
 
 
 def query(
@@ -854,15 +866,21 @@ def query(
     make_filter: Callable[[Dialect | None], dict[str, Any]],
     *,
     fetch: bool = True,
+    on_page: OnPage | None = None,
 ) -> Flow[tuple[list[dict[str, Any]], list[str], str | None]]:
     """Query and (``fetch``) get the results by result reference in the same request.
 
     Pages of ``maxObjectsInGet`` ids; when the server ignores ``position`` (Cyrus 3.6), asks
     once more for all ids at once and gets them in chunks. A calendar filter the server does not
     support is swapped for the other shape once. Returns ``(objects, ids, queryState)``.
+    ``on_page`` gets the objects of each page as it arrives (pages of at most ``STREAM_PAGE``),
+    so a caller can work on one while the server prepares the next.
     """
     session = yield from _prepare(state, kind)
     page = session.limits.max_objects_in_get
+    if on_page is not None:
+        page = min(page, STREAM_PAGE)
+        on_page = _once_each(on_page)  # the fallback below fetches the first page again
     ids: list[str] = []
     objects: list[dict[str, Any]] = []
     position = 0
@@ -911,22 +929,43 @@ def query(
             # The server ignored position (Cyrus 3.6): ask for everything at once instead.
             if dialect is not None:
                 state.dialect = dialect.learn(query_position_works=False)
-            return (yield from _query_all_at_once(state, kind, args, total, fetch))
+            return (yield from _query_all_at_once(state, kind, args, total, fetch, on_page))
         ids.extend(page_ids)
         seen.update(page_ids)
         if gcall is not None:
             gres = response.result(gcall)
-            objects.extend(kind.normalise(o) for o in obj_list(gres, "list", url=url))
+            got = [kind.normalise(o) for o in obj_list(gres, "list", url=url)]
+            objects.extend(got)
+            if on_page is not None:
+                on_page(got)
         more = (len(ids) < total if total is not None else len(page_ids) >= page) and bool(page_ids)
         if not more:
             return objects, ids, query_state
         if dialect is not None and not dialect.query_position_works:
-            return (yield from _query_all_at_once(state, kind, args, total, fetch))
+            return (yield from _query_all_at_once(state, kind, args, total, fetch, on_page))
         position = len(ids)
 
 
+def _once_each(on_page: OnPage) -> OnPage:
+    """``on_page`` that never sees an id twice."""
+    handed: set[Any] = set()
+
+    def hand_out(page: list[dict[str, Any]]) -> None:
+        fresh = [o for o in page if o.get("id") not in handed]
+        handed.update(o.get("id") for o in fresh)
+        if fresh:
+            on_page(fresh)
+
+    return hand_out
+
+
 def _query_all_at_once(
-    state: ClientState, kind: Kind, args: dict[str, Any], total: int | None, fetch: bool
+    state: ClientState,
+    kind: Kind,
+    args: dict[str, Any],
+    total: int | None,
+    fetch: bool,
+    on_page: OnPage | None,
 ) -> Flow[tuple[list[dict[str, Any]], list[str], str | None]]:
     args = {k: v for k, v in args.items() if k not in ("position", "limit")}
     if total is not None:
@@ -943,24 +982,27 @@ def _query_all_at_once(
     qs = result.get("queryState")
     objects: list[dict[str, Any]] = []
     if fetch and ids:
-        got = yield from get_objects(state, kind, ids)
+        got = yield from get_objects(state, kind, ids, on_page=on_page)
         objects = got.objects
     return objects, ids, qs if isinstance(qs, str) else None
 
 
 def fetch_all_events(
-    state: ClientState, calendar_id: str | None = None
+    state: ClientState, calendar_id: str | None = None, on_page: OnPage | None = None
 ) -> Flow[tuple[list[dict[str, Any]], str]]:
     """Every event (optionally of one calendar) and the CalendarEvent state they reflect.
 
     The state is read before listing: changes that race the listing show up again in the next
-    change feed instead of being lost.
+    change feed instead of being lost. ``on_page``: see :func:`query`.
     """
     before = yield from get_state(state, EVENT)
-    objects, ids, _ = yield from query_events(state, calendar_id=calendar_id, fetch=True)
+    objects, ids, _ = yield from query_events(
+        state, calendar_id=calendar_id, fetch=True, on_page=on_page
+    )
     if len(objects) < len(ids):
         seen = {o["id"] for o in objects}
-        more = yield from get_objects(state, EVENT, [i for i in ids if i not in seen])
+        missing = [i for i in ids if i not in seen]
+        more = yield from get_objects(state, EVENT, missing, on_page=on_page)
         objects.extend(more.objects)
     return objects, before
 
@@ -974,7 +1016,7 @@ def all_event_ids(
 
 
 def fetch_all_tasks(
-    state: ClientState, task_list_id: str | None = None
+    state: ClientState, task_list_id: str | None = None, on_page: OnPage | None = None
 ) -> Flow[tuple[list[dict[str, Any]], str]]:
     """Every task (optionally of one list) and the Task state read before listing."""
     before = yield from get_state(state, TASK)
@@ -982,10 +1024,11 @@ def fetch_all_tasks(
     def make_filter(dialect: Dialect | None) -> dict[str, Any]:
         return {"inTaskLists": [task_list_id]} if task_list_id else {}
 
-    objects, ids, _ = yield from query(state, TASK, make_filter, fetch=True)
+    objects, ids, _ = yield from query(state, TASK, make_filter, fetch=True, on_page=on_page)
     if len(objects) < len(ids):
         seen = {o["id"] for o in objects}
-        more = yield from get_objects(state, TASK, [i for i in ids if i not in seen])
+        missing = [i for i in ids if i not in seen]
+        more = yield from get_objects(state, TASK, missing, on_page=on_page)
         objects.extend(more.objects)
     return objects, before
 

@@ -264,6 +264,18 @@ class StateDB:
         )
         return _item(rows[0]) if rows else None
 
+    def jmap_ids(self, collection_ids: Iterable[int]) -> set[str]:
+        """The JMAP ids recorded in these collections."""
+        ids = list(collection_ids)
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            f"SELECT jmap_id FROM items WHERE collection_id IN ({marks}) AND jmap_id IS NOT NULL",
+            tuple(ids),
+        )
+        return {r["jmap_id"] for r in rows}
+
     def item_status(self, collection_id: int) -> dict[str, ItemStatus]:
         """The planner's ``status`` input: every item with a JMAP id and both sides recorded.
 

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import stat
 import threading
@@ -177,7 +178,8 @@ class _Kind:
     collection_type: str
     create_collection: Callable[[str, str | None], str]
     get: Callable[[Iterable[str]], list[dict[str, Any]]]
-    get_all: Callable[[], tuple[list[dict[str, Any]], str]]
+    #: ``get_all(on_page=callback)``: every object and the state read before listing
+    get_all: Callable[..., tuple[list[dict[str, Any]], str]]
     set: Callable[..., SetResult]
 
     def collection_of(self, obj: Mapping[str, Any]) -> str | None:
@@ -203,6 +205,47 @@ def server_hash(obj: Mapping[str, Any]) -> str:
     """A stable digest of a server object as received (key order does not matter)."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class _Ahead:
+    """Work on server objects done before the plan asks for it, while later pages download.
+
+    Keyed by the object itself (its ``id()``, with a reference held so the number is not
+    reused): a fresh copy of the same JMAP id fetched later in the pass is never taken for it.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[int, tuple[Mapping[str, Any], str]] = {}
+        self._texts: dict[int, tuple[dict[str, Any], str | ConversionError]] = {}
+
+    def server_hash(self, obj: Mapping[str, Any]) -> str:
+        hit = self._hashes.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        digest = server_hash(obj)
+        self._hashes[id(obj)] = (obj, digest)
+        return digest
+
+    def convert(self, obj: dict[str, Any]) -> None:
+        """Convert ``obj`` to iCalendar now; :meth:`take_text` hands the result out once."""
+        try:
+            text: str | ConversionError = jscal_to_ical(obj)
+        except ConversionError as exc:
+            text = exc
+        self._texts[id(obj)] = (obj, text)
+
+    def take_text(self, obj: dict[str, Any]) -> str:
+        """The iCalendar text of ``obj``, converted ahead or now; raises ConversionError."""
+        hit = self._texts.pop(id(obj), None)
+        if hit is None or hit[0] is not obj:
+            return jscal_to_ical(obj)
+        if isinstance(hit[1], ConversionError):
+            raise hit[1]
+        return hit[1]
+
+    def clear(self) -> None:
+        self._hashes.clear()
+        self._texts.clear()
 
 
 def _report_dropped(
@@ -312,6 +355,7 @@ class SyncEngine:
         self._chain: str | None = None
         # the session resource as last stored: None until the first pass has looked
         self._stored_session: Mapping[str, Any] | None = None
+        self._ahead = _Ahead()
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Run ``closer`` (e.g. closing the client or the database) in :meth:`close`."""
@@ -414,11 +458,14 @@ class SyncEngine:
             tasks=tasks,
         )
         self._keep_session()
-        for kind in kinds:
-            pull = pulled.events if kind.collection_kind == "calendar" else pulled.tasks
-            if pull is None:  # the server stopped offering tasks since the session was read
-                continue
-            self._sync_kind(kind, pull, report)
+        try:
+            for kind in kinds:
+                pull = pulled.events if kind.collection_kind == "calendar" else pulled.tasks
+                if pull is None:  # the server stopped offering tasks since the session was read
+                    continue
+                self._sync_kind(kind, pull, report)
+        finally:
+            self._ahead.clear()
         return report
 
     def _restore_session(self) -> None:
@@ -467,7 +514,7 @@ class SyncEngine:
                     "%s: the server cannot list changes since our state; full resync",
                     kind.token_type,
                 )
-            objects, new_state = kind.get_all()
+            objects, new_state = self._list_all(kind, collections)
             report.full = True
         else:
             changes = pulled.item_changes
@@ -972,7 +1019,33 @@ class SyncEngine:
 
     def _entry(self, obj: Mapping[str, Any]) -> ServerEntry:
         uid = obj.get("uid")
-        return ServerEntry(server_hash(obj), uid if isinstance(uid, str) else None)
+        return ServerEntry(self._ahead.server_hash(obj), uid if isinstance(uid, str) else None)
+
+    def _list_all(
+        self, kind: _Kind, collections: Sequence[CollectionRow]
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every object of ``kind``, with the work the plan will want done on each page while
+        the server prepares the next (its hash; the iCalendar text of objects new to us, which
+        will be downloaded). The listing runs on a second thread, which alone uses the client
+        meanwhile; everything else stays on this one."""
+        homes = {row.jmap_id for row in collections}
+        known = self.db.jmap_ids(row.id for row in collections)
+        pages: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+
+        def listing() -> tuple[list[dict[str, Any]], str]:
+            try:
+                return kind.get_all(on_page=pages.put)
+            finally:
+                pages.put(None)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="jmapsyncd-listing") as pool:
+            done = pool.submit(listing)
+            while (page := pages.get()) is not None:
+                for obj in page:
+                    self._ahead.server_hash(obj)
+                    if obj.get("id") not in known and kind.collection_of(obj) in homes:
+                        self._ahead.convert(obj)
+            return done.result()
 
     # -- carrying out the plan -------------------------------------------------------------------
 
@@ -1208,12 +1281,13 @@ class SyncEngine:
             # RFC 5545 §3.1 allows no control characters in a content line; a file with one
             # breaks the tools that read the vdir, and an empty UID cannot be matched again.
             raise ConversionError(f"server object {action.jmap_id} has an unusable UID {uid!r}")
-        text = jscal_to_ical(obj)
+        text = self._ahead.take_text(obj)
         # The UID line holds the UID as it is unless TEXT escaping changed it (RFC 5545
         # §3.3.11): only then is it worth parsing back out of the text.
         plain = uid == uid.strip() and _PLAIN_UID.fullmatch(uid) is not None
         item = Item(text, uid) if plain else Item(text)
-        return item, SyncedPair(action.jmap_id, action.href, uid, "", item.hash, server_hash(obj))
+        digest = self._ahead.server_hash(obj)
+        return item, SyncedPair(action.jmap_id, action.href, uid, "", item.hash, digest)
 
     def _write_download(
         self,
