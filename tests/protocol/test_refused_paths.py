@@ -362,3 +362,35 @@ def test_times_at_the_ends_of_the_calendar_never_raise(start: str) -> None:
     for dialect in (Dialect(custom_time_zones=False), SINGULAR.learn(custom_time_zones=False)):
         out = event_to_wire(ev, dialect)
         assert out["timeZones"] == {"/West": zone}
+
+
+def test_an_object_is_adapted_once_for_all_the_times_it_is_trimmed() -> None:
+    adapted: list[dict[str, Any]] = []
+
+    def adapter(
+        obj: dict[str, Any], dialect: Dialect | None, patch: bool
+    ) -> tuple[dict[str, Any], list[str]]:
+        adapted.append(obj)
+        return dict(obj), []
+
+    def handler(name: str, args: dict[str, Any]) -> Reply:
+        obj = args["create"]["k0"]
+        refused = [
+            f"participants/{p}/sendTo" for p, v in obj["participants"].items() if "sendTo" not in v
+        ][:1]
+        if refused:
+            return {"notCreated": {"k0": {"type": "invalidProperties", "properties": refused}}}
+        return {"newState": "2", "created": {"k0": {"id": "E1"}}}
+
+    contacts = {f"c{i}": CONTACT for i in range(3)}
+    ev = _event(participants={"o": OWNER, **contacts})
+    flow = flows.set_objects(
+        state_for(),
+        flows.EVENT,
+        create={"mine": ev},
+        adapter=adapter,
+        trimmer=narrowest_drops,
+    )
+    result, _ = run(flow, jmap(handler))
+    assert result.dropped == {"mine": ("participants/c0", "participants/c1", "participants/c2")}
+    assert len(adapted) == 1
