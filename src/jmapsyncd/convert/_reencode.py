@@ -26,7 +26,7 @@ Every walk over a rule's occurrences is bounded (:data:`MAX_WALKED` per rule,
 :data:`MAX_WALKED_PER_EVENT` per call); an endless rule of a frequency below daily is never
 walked. What a bound stops is left out and named, like any part with no exact form. (dateutil
 also walks the periods of a rule that never matches up to the year 9999 before it ends: a few
-seconds for a daily rule, once per rule and call.)
+seconds for a daily rule, a few times at most per rule and call.)
 """
 
 from __future__ import annotations
@@ -451,7 +451,12 @@ def _change(tz: tzinfo, lo: datetime, hi: datetime) -> datetime:
 
 
 def _same_offsets(a: tzinfo, b: tzinfo, lo: datetime, hi: datetime) -> bool:
-    """Whether ``a`` and ``b`` give the same UTC offset at every instant of [lo, hi]."""
+    """Whether ``a`` and ``b`` give the same UTC offset at every instant of [lo, hi].
+
+    Offsets are compared once a day and each change is located to the minute in both zones.
+    Two changes within one day that cancel out are not seen: tzinfo does not list its
+    transitions, and sampling every minute of decades would cost seconds per candidate zone.
+    """
     step = timedelta(days=1)
     t = lo
     prev_a, prev_b = _offset(a, t), _offset(b, t)
