@@ -232,3 +232,31 @@ def test_override_check_stays_cheap_for_fast_rules() -> None:
     out = jscal_to_ical(obj)
     assert "RDATE" not in out
     assert "RECURRENCE-ID:20300101T000000\r\n" in out
+
+
+def test_count_takes_a_start_the_rule_does_not_match_as_its_first_occurrence() -> None:
+    # RFC 5545 §3.3.10 COUNT, RFC 8984 §4.3.3: Tuesday 2 January (the start), Monday 8 and
+    # Monday 15 January make the three; dateutil alone would also produce Monday 22 January,
+    # and an override there was then not written as the RDATE it needs
+    obj: dict[str, Any] = {
+        "@type": "Event",
+        "uid": "c",
+        "title": "Mondays",
+        "start": "2024-01-02T10:00:00",
+        "timeZone": "Europe/Paris",
+        "recurrenceRules": [
+            {
+                "@type": "RecurrenceRule",
+                "frequency": "weekly",
+                "byDay": [{"@type": "NDay", "day": "mo"}],
+                "count": 3,
+            }
+        ],
+        "recurrenceOverrides": {
+            "2024-01-15T10:00:00": {"title": "Third"},
+            "2024-01-22T10:00:00": {"title": "Added"},
+        },
+    }
+    out = jscal_to_ical(obj)
+    assert "RDATE;TZID=Europe/Paris:20240122T100000\r\n" in out
+    assert "RDATE;TZID=Europe/Paris:20240115T100000" not in out

@@ -6,11 +6,13 @@ which that package does not apply, is only ever compared after it was folded int
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import icalendar
+import pytest
 import recurring_ical_events  # type: ignore[import-untyped]
 
 from jmapsyncd.convert import ical_to_jscal, jscal_to_ical
@@ -213,10 +215,11 @@ class TestReplaceCustomZones:
     ) -> None:
         zones = {"/Odd": _zone("+0117", "Odd")}
         ev = _event(timeZone="/Odd", timeZones=zones, recurrenceRules=[_rule("weekly")])
-        out, lost = replace_custom_zones(ev)
+        out, left_out = replace_custom_zones(ev)
         assert out["timeZones"] == zones
         assert out["timeZone"] == "/Odd"
-        assert lost == ["timeZones/~1Odd"]
+        # sent as it is, so not left out: the server's refusal stands (measured on Cyrus)
+        assert left_out == []
 
     def test_an_end_zone_is_replaced_too(self) -> None:
         ev = _event(
@@ -226,3 +229,239 @@ class TestReplaceCustomZones:
         out, lost = replace_custom_zones(ev)
         assert lost == ["timeZones/~1Mars"]
         assert out["locations"]["1"]["timeZone"] == "Asia/Tehran"
+
+
+class TestCountFromAStartTheRuleDoesNotMatch:
+    """RFC 5545 §3.3.10, RFC 8984 §4.3.3: the start is the first occurrence and is counted.
+
+    Asserted directly: the reference expander (dateutil) does not count such a start.
+    """
+
+    MONDAYS = _rule("weekly", byDay=[{"@type": "NDay", "day": "mo"}], count=3)
+
+    def test_a_range_ends_with_the_last_counted_occurrence(self) -> None:
+        ev = _event(
+            start="2024-01-02T10:00:00",  # a Tuesday
+            recurrenceRules=[self.MONDAYS],
+            recurrenceOverrides={"2024-01-08T10:00:00": {"title": "x", RANGE_KEY: "THISANDFUTURE"}},
+        )
+        out, left_out = expand_future_ranges(ev)
+        assert left_out == []
+        assert out["recurrenceOverrides"] == {
+            "2024-01-08T10:00:00": {"title": "x"},
+            "2024-01-15T10:00:00": {"title": "x"},
+        }
+
+    def test_a_folded_bounded_rule_adds_one_date_less(self) -> None:
+        ev = _event(start="2024-01-02T10:00:00", recurrenceRules=[_rule("yearly"), self.MONDAYS])
+        folded, left_out = fold_recurrence_rules(ev)
+        assert left_out == []
+        assert folded["recurrenceOverrides"] == {
+            "2024-01-08T10:00:00": {},
+            "2024-01-15T10:00:00": {},
+        }
+
+    def test_a_count_of_one_is_the_start_alone(self) -> None:
+        ev = _event(
+            start="2024-01-02T10:00:00",
+            recurrenceRules=[_rule("yearly"), {**self.MONDAYS, "count": 1}],
+        )
+        folded, left_out = fold_recurrence_rules(ev)
+        assert (folded.get("recurrenceOverrides"), left_out) == (None, [])
+
+
+class TestHostileRulesFinish:
+    """Rules whose occurrences cannot all be walked are left out, not walked for minutes."""
+
+    def test_an_endless_secondly_rule_beside_a_bounded_one(self) -> None:
+        ev = _event(recurrenceRules=[_rule("secondly"), _rule("yearly", count=3)])
+        folded, left_out = fold_recurrence_rules(ev)
+        assert left_out == ["recurrenceRules/1"]
+        assert folded["recurrenceRules"] == [_rule("secondly")]
+
+    def test_an_endless_minutely_excluded_rule(self) -> None:
+        ev = _event(
+            recurrenceRules=[_rule("yearly", count=5)],
+            excludedRecurrenceRules=[_rule("minutely")],
+        )
+        folded, left_out = fold_recurrence_rules(ev)
+        assert left_out == ["excludedRecurrenceRules/0"]
+        assert folded["recurrenceRules"] == [_rule("yearly", count=5)]
+
+    def test_a_bounded_rule_too_long_to_walk_is_left_out(self) -> None:
+        ev = _event(
+            recurrenceRules=[_rule("secondly", count=10**9), _rule("yearly", count=3)],
+        )
+        _, left_out = fold_recurrence_rules(ev)
+        assert left_out == ["recurrenceRules/1"]
+
+    def test_repeated_excluded_rules_are_proved_once(self) -> None:
+        tens = _rule("daily", byHour=[10])
+        elevens = _rule("daily", byHour=[11], byMinute=[0])
+        ev = _event(recurrenceRules=[tens], excludedRecurrenceRules=[elevens] * 20)
+        folded, left_out = fold_recurrence_rules(ev)
+        assert left_out == []
+        assert folded.get("recurrenceOverrides") is None
+
+
+class TestPatches:
+    """A PatchObject keeps the server's value of every key it does not carry."""
+
+    def test_excluded_rules_alone_are_left_out_and_nothing_else_is_written(self) -> None:
+        folded, left_out = fold_recurrence_rules(
+            {"excludedRecurrenceRules": [_rule("weekly")]}, patch=True
+        )
+        assert folded == {"excludedRecurrenceRules": None}
+        assert left_out == ["excludedRecurrenceRules/0"]
+
+    def test_rules_without_the_overrides_keep_the_first_rule(self) -> None:
+        patch = {
+            "start": "2024-01-01T10:00:00",
+            "recurrenceRules": [_rule("weekly"), _rule("daily", count=3)],
+        }
+        folded, left_out = fold_recurrence_rules(patch, patch=True)
+        assert folded == {"start": "2024-01-01T10:00:00", "recurrenceRules": [_rule("weekly")]}
+        assert left_out == ["recurrenceRules/1"]
+
+    def test_a_patch_with_the_whole_series_is_folded(self) -> None:
+        patch = {
+            "start": "2024-01-01T10:00:00",
+            "recurrenceRules": [_rule("weekly"), _rule("daily", count=3)],
+            "excludedRecurrenceRules": None,
+            "recurrenceOverrides": None,
+        }
+        folded, left_out = fold_recurrence_rules(patch, patch=True)
+        assert left_out == []
+        assert folded["recurrenceOverrides"] == {
+            "2024-01-02T10:00:00": {},
+            "2024-01-03T10:00:00": {},
+        }
+
+    def test_a_range_in_a_patch_without_the_rules_is_not_expanded(self) -> None:
+        key = "2024-01-08T10:00:00"
+        patch = {
+            "start": "2024-01-01T10:00:00",
+            "recurrenceOverrides": {key: {"title": "x", RANGE_KEY: "THISANDFUTURE"}},
+        }
+        out, unexpanded = expand_future_ranges(patch, patch=True)
+        assert out == patch
+        assert unexpanded == [f"recurrenceOverrides/{key}/{RANGE_KEY}"]
+
+
+def test_a_bounded_series_with_an_excluded_rule_has_its_range_expanded() -> None:
+    ev = _event(
+        recurrenceRules=[_rule("weekly", count=4)],
+        excludedRecurrenceRules=[_rule("monthly", count=2)],  # 1 January, 1 February
+        recurrenceOverrides={"2024-01-08T10:00:00": {"title": "x", RANGE_KEY: "THISANDFUTURE"}},
+    )
+    out, left_out = expand_future_ranges(ev)
+    assert left_out == []
+    assert out["recurrenceOverrides"] == {
+        "2024-01-08T10:00:00": {"title": "x"},
+        "2024-01-15T10:00:00": {"title": "x"},
+        "2024-01-22T10:00:00": {"title": "x"},
+    }
+
+
+def test_a_moved_start_past_the_year_9999_leaves_the_range_unexpanded() -> None:
+    key = "9999-12-20T10:00:00"
+    ev = _event(
+        start=key,
+        recurrenceRules=[_rule("weekly", count=2)],
+        recurrenceOverrides={key: {"start": "9999-12-25T10:00:00", RANGE_KEY: "THISANDFUTURE"}},
+    )
+    out, left_out = expand_future_ranges(ev)
+    assert left_out == [f"recurrenceOverrides/{key}/{RANGE_KEY}"]
+    assert out == ev
+
+
+def _cet(name: str = "My CET") -> dict[str, Any]:
+    """A custom zone with the rules of Central European Time since 1996."""
+
+    def rule(start: str, frm: str, to: str, month: str, abbr: str) -> dict[str, Any]:
+        last_sunday = {"@type": "NDay", "day": "su", "nthOfPeriod": -1}
+        return {
+            "@type": "TimeZoneRule",
+            "start": start,
+            "offsetFrom": frm,
+            "offsetTo": to,
+            "names": {abbr: True},
+            "recurrenceRules": [_rule("yearly", byMonth=[month], byDay=[last_sunday])],
+        }
+
+    return {
+        "@type": "TimeZone",
+        "tzId": name,
+        "standard": [rule("1996-10-27T03:00:00", "+0200", "+0100", "10", "CET")],
+        "daylight": [rule("1981-03-29T02:00:00", "+0100", "+0200", "3", "CEST")],
+    }
+
+
+class TestReplaceCustomZonesFurther:
+    def test_an_endless_series_far_ahead_is_compared_over_a_whole_year(self) -> None:
+        ev = _event(
+            start="2040-01-15T10:00:00",
+            timeZone="/My",
+            timeZones={"/My": _cet()},
+            recurrenceRules=[_rule("weekly")],
+        )
+        out, left_out = replace_custom_zones(ev)
+        assert left_out == ["timeZones/~1My"]
+        summer = datetime(2040, 7, 1, 12, tzinfo=UTC)
+        assert summer.astimezone(ZoneInfo(out["timeZone"])).utcoffset() == timedelta(hours=2)
+
+    def test_zones_named_in_overrides_are_replaced_too(self) -> None:
+        key = "2030-01-22T10:00:00"
+        ev = _event(
+            start="2030-01-15T10:00:00",
+            timeZones={"/My": _cet()},
+            recurrenceRules=[_rule("weekly", count=5)],
+            recurrenceOverrides={
+                key: {
+                    "timeZone": "/My",
+                    "locations/1/timeZone": "/My",
+                    "locations/2": {"@type": "Location", "relativeTo": "end", "timeZone": "/My"},
+                }
+            },
+        )
+        out, left_out = replace_custom_zones(ev)
+        assert left_out == ["timeZones/~1My"]
+        assert out["timeZones"] is None
+        patch = out["recurrenceOverrides"][key]
+        names = {patch["timeZone"], patch["locations/1/timeZone"], patch["locations/2"]["timeZone"]}
+        assert len(names) == 1
+        assert not names.pop().startswith("/")
+
+    def test_an_override_in_an_unmatched_zone_keeps_the_definition(self) -> None:
+        zones = {"/Odd": _zone("+0117", "Odd")}
+        key = "2024-01-08T10:00:00"
+        ev = _event(
+            timeZones=zones,
+            recurrenceRules=[_rule("weekly")],
+            recurrenceOverrides={key: {"timeZone": "/Odd"}},
+        )
+        out, left_out = replace_custom_zones(ev)
+        assert (out["timeZones"], left_out) == (zones, [])
+        assert out["recurrenceOverrides"][key] == {"timeZone": "/Odd"}
+
+    def test_the_utc_fallback_reports_the_end_zone_it_removes(self) -> None:
+        ev = _event(
+            timeZone="/Odd",
+            timeZones={"/Odd": _zone("+0117", "Odd")},
+            locations={
+                "1": {"@type": "Location", "relativeTo": "end", "timeZone": "/Odd"},
+                "2": {"@type": "Location", "name": "Hall", "timeZone": "/Odd"},
+            },
+        )
+        out, left_out = replace_custom_zones(ev)
+        assert out["timeZone"] == "Etc/UTC"
+        assert out["locations"] == {"2": {"@type": "Location", "name": "Hall"}}
+        assert sorted(left_out) == ["locations/1", "locations/2/timeZone", "timeZones/~1Odd"]
+
+    @pytest.mark.parametrize("start", ["0001-01-01T10:00:00", "9999-12-30T10:00:00"])
+    def test_times_at_the_ends_of_the_calendar_keep_the_zone(self, start: str) -> None:
+        zones = {"/My": _cet()}
+        for extra in ({}, {"recurrenceRules": [_rule("weekly")]}):
+            ev = _event(start=start, timeZone="/My", timeZones=zones, **extra)
+            out, left_out = replace_custom_zones(ev)
+            assert (out["timeZones"], out["timeZone"], left_out) == (zones, "/My", [])

@@ -33,8 +33,8 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
         ("recur_overrides.ics", d): "RECURRENCE-ID;RANGE=THISANDFUTURE on an endless series: "
         "JSCalendar has no range and Cyrus refuses the override's "
         "jmapsyncd.org:ical/recurrenceIdRange key; one override per later occurrence would be "
-        "endless (a bounded series is expanded, see the test below), so the event is stored "
-        "without the range, reported in SetResult.dropped, and later instances keep the old time"
+        "endless (a bounded series is expanded, see the test below), so the key is left out, "
+        "reported in SetResult.dropped, and later instances keep the old time"
         for d in BOTH
     },
 }
@@ -229,3 +229,83 @@ def test_several_rules_keep_their_occurrences_on_a_stalwart_like_server() -> Non
     assert "excludedRecurrenceRules" not in stored[0]
     back = icalendar.Calendar.from_ical(jscal_to_ical(stored))
     assert _occurrences(back) == _occurrences(icalendar.Calendar.from_ical(text))
+
+
+@pytest.mark.integration
+def test_a_recurring_event_in_a_custom_zone_no_iana_zone_matches_is_refused(
+    cyrus_account: ServerAccount,
+) -> None:
+    """Its local times follow the custom zone: no IANA zone or UTC form keeps them all.
+
+    The definition is sent as it is; Cyrus refuses ``timeZones``, which is never left out,
+    so the event is not stored (and never stored floating).
+    """
+    zone = {
+        "@type": "TimeZone",
+        "tzId": "Odd",
+        "standard": [
+            {
+                "@type": "TimeZoneRule",
+                "start": "1970-01-01T00:00:00",
+                "offsetFrom": "+0117",
+                "offsetTo": "+0117",
+            }
+        ],
+    }
+    event = {
+        "@type": "Event",
+        "uid": "odd-zone@example.com",
+        "title": "odd",
+        "start": "2024-01-01T10:00:00",
+        "timeZone": "/Odd",
+        "duration": "PT1H",
+        "timeZones": {"/Odd": zone},
+        "recurrenceRules": [{"@type": "RecurrenceRule", "frequency": "weekly"}],
+    }
+    with JMAPClient(
+        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
+    ) as client:
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        stored, _ = client.get_all_events(calendar.id)
+    assert result.not_created["e"].properties == ["timeZones"]
+    assert (result.created, result.dropped, stored) == ({}, {}, [])
+
+
+@pytest.mark.integration
+def test_a_bounded_range_beside_an_excluded_rule_is_stored_as_one_override_per_occurrence(
+    cyrus_account: ServerAccount,
+) -> None:
+    """A bounded series with an EXRULE: its range is expanded as without one.
+
+    Cyrus 3.6 holds no EXRULE: it is folded into exclusions first. Cyrus 3.10 keeps it, and it
+    is applied while the range is expanded. The excluded date comes before the range: the
+    reference expander does not apply an EXRULE to an occurrence a range moved.
+    """
+    from jmapsyncd.convert import ical_to_jscal
+
+    text = (FIXTURES / "recur_overrides.ics").read_text()
+    text = text.replace(
+        "RRULE:FREQ=WEEKLY;BYDAY=TU\r\n",
+        "RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=8\r\nEXRULE:FREQ=MONTHLY;BYDAY=3TU;COUNT=1\r\n",
+    ).replace(
+        "RRULE:FREQ=WEEKLY;BYDAY=TU\n",
+        "RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=8\nEXRULE:FREQ=MONTHLY;BYDAY=3TU;COUNT=1\n",
+    )
+    assert "EXRULE" in text
+    sent = icalendar.Calendar.from_ical(text)
+    [event] = ical_to_jscal(text)
+    with JMAPClient(
+        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
+    ) as client:
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        result.raise_first_error()
+        stored = client.get_events([result.created["e"]["id"]])
+    assert result.dropped == {}
+    back = icalendar.Calendar.from_ical(jscal_to_ical(stored))
+    later = [o for o in _occurrences(sent) if str(o[0]) >= "2024-01-30"]
+    # 16 January (the third Tuesday) is taken out, before the range
+    assert "2024-01-16" not in str(_occurrences(sent))
+    assert [o[1] for o in later] == ["Team standup (earlier from now on)"] * 4
+    assert _occurrences(back) == _occurrences(sent)

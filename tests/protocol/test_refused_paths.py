@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from jmapsyncd.protocol import flows
-from jmapsyncd.protocol.dialect import drop_paths, narrowest_drops
+from jmapsyncd.protocol.dialect import (
+    Dialect,
+    drop_paths,
+    event_to_wire,
+    narrowest_drops,
+    replacement_patch,
+)
 from tests.protocol.scripted import jmap, run, state_for
 
 Reply = dict[str, Any] | tuple[str, dict[str, Any]]
@@ -270,3 +276,121 @@ def test_patch_pointers_into_rules_a_singular_rule_server_lacks_are_reported() -
         "excludedRecurrenceRules/0/count",
         "recurrenceRules/1",
     }
+
+
+SINGULAR = Dialect(recurrence_rules_list=False)
+RANGE = "jmapsyncd.org:ical/recurrenceIdRange"
+
+
+class TestRulePatchesOnASingularRuleServer:
+    """A partial patch keeps the server's rule and exceptions: nothing it lacks is written."""
+
+    def test_excluded_rules_alone_leave_the_rule_alone(self) -> None:
+        lost: list[str] = []
+        patch = {"excludedRecurrenceRules": [{"frequency": "weekly"}]}
+        assert event_to_wire(patch, SINGULAR, patch=True, lost=lost) == {}
+        assert lost == ["excludedRecurrenceRules/0"]
+
+    def test_rules_without_the_overrides_leave_the_overrides_alone(self) -> None:
+        lost: list[str] = []
+        rules = [{"frequency": "weekly"}, {"frequency": "daily", "count": 3}]
+        patch = {"start": "2024-04-10T13:00:00", "recurrenceRules": rules}
+        assert event_to_wire(patch, SINGULAR, patch=True, lost=lost) == {
+            "start": "2024-04-10T13:00:00",
+            "recurrenceRule": {"frequency": "weekly"},
+        }
+        assert lost == ["recurrenceRules/1"]
+
+    def test_a_replacement_patch_is_folded(self) -> None:
+        lost: list[str] = []
+        rules = [{"frequency": "weekly"}, {"frequency": "daily", "count": 2}]
+        patch = replacement_patch(_event(recurrenceRules=rules))
+        out = event_to_wire(patch, SINGULAR, patch=True, lost=lost)
+        assert lost == []
+        assert out["recurrenceRule"] == {"frequency": "weekly"}
+        assert out["recurrenceOverrides"] == {"2024-04-11T13:00:00": {}}
+
+
+def test_a_range_that_cannot_be_expanded_is_left_out_and_reported() -> None:
+    key = "2024-04-17T13:00:00"
+    ev = _event(
+        recurrenceRules=[{"frequency": "weekly"}],
+        recurrenceOverrides={key: {"title": "later", RANGE: "THISANDFUTURE"}},
+    )
+    lost: list[str] = []
+    out = event_to_wire(ev, Dialect(), lost=lost)
+    assert out["recurrenceOverrides"] == {key: {"title": "later"}}
+    assert lost == [f"recurrenceOverrides/{key}/{RANGE}"]
+
+
+def test_a_bounded_series_with_an_excluded_rule_keeps_its_range_on_a_singular_rule_server() -> None:
+    ev = _event(
+        recurrenceRules=[{"frequency": "weekly", "count": 4}],
+        excludedRecurrenceRules=[{"frequency": "weekly", "interval": 2, "count": 2}],
+        recurrenceOverrides={"2024-04-17T13:00:00": {"title": "later", RANGE: "THISANDFUTURE"}},
+    )
+    lost: list[str] = []
+    out = event_to_wire(ev, SINGULAR, lost=lost)
+    assert lost == []
+    assert out["recurrenceRule"] == {"frequency": "weekly", "count": 4}
+    assert out["recurrenceOverrides"] == {
+        "2024-04-10T13:00:00": {"excluded": True},
+        "2024-04-17T13:00:00": {"title": "later"},
+        "2024-04-24T13:00:00": {"excluded": True},
+        "2024-05-01T13:00:00": {"title": "later"},
+    }
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:30:00", "9999-12-31T23:00:00"])
+def test_times_at_the_ends_of_the_calendar_never_raise(start: str) -> None:
+    rule = {
+        "@type": "TimeZoneRule",
+        "start": "1970-01-01T00:00:00",
+        "offsetFrom": "-0330",
+        "offsetTo": "-0330",
+    }
+    zone = {"@type": "TimeZone", "tzId": "West", "standard": [rule]}
+    key = start
+    ev = _event(
+        start=start,
+        timeZone="/West",
+        timeZones={"/West": zone},
+        duration="PT2H",
+        recurrenceRules=[{"frequency": "daily", "count": 3}],
+        recurrenceOverrides={key: {"start": start, RANGE: "THISANDFUTURE"}},
+    )
+    for dialect in (Dialect(custom_time_zones=False), SINGULAR.learn(custom_time_zones=False)):
+        out = event_to_wire(ev, dialect)
+        assert out["timeZones"] == {"/West": zone}
+
+
+def test_an_object_is_adapted_once_for_all_the_times_it_is_trimmed() -> None:
+    adapted: list[dict[str, Any]] = []
+
+    def adapter(
+        obj: dict[str, Any], dialect: Dialect | None, patch: bool
+    ) -> tuple[dict[str, Any], list[str]]:
+        adapted.append(obj)
+        return dict(obj), []
+
+    def handler(name: str, args: dict[str, Any]) -> Reply:
+        obj = args["create"]["k0"]
+        refused = [
+            f"participants/{p}/sendTo" for p, v in obj["participants"].items() if "sendTo" not in v
+        ][:1]
+        if refused:
+            return {"notCreated": {"k0": {"type": "invalidProperties", "properties": refused}}}
+        return {"newState": "2", "created": {"k0": {"id": "E1"}}}
+
+    contacts = {f"c{i}": CONTACT for i in range(3)}
+    ev = _event(participants={"o": OWNER, **contacts})
+    flow = flows.set_objects(
+        state_for(),
+        flows.EVENT,
+        create={"mine": ev},
+        adapter=adapter,
+        trimmer=narrowest_drops,
+    )
+    result, _ = run(flow, jmap(handler))
+    assert result.dropped == {"mine": ("participants/c0", "participants/c1", "participants/c2")}
+    assert len(adapted) == 1

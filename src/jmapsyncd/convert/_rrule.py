@@ -155,3 +155,23 @@ def format_rrule(rule: dict[str, Any], until: str | None, where: str) -> str:
             raise ConversionError(f"firstDayOfWeek {fdow!r} is invalid", where=where)
         out.append(f"WKST={WEEKDAYS_REV[str(fdow).lower()]}")
     return ";".join(out)
+
+
+def counted_from_start(rule: Any, count: int | None, dtstart: datetime) -> Any:
+    """A dateutil ``rule`` whose COUNT counts the start as its first occurrence.
+
+    RFC 5545 §3.3.10 ("the DTSTART property value always counts as the first occurrence") and
+    RFC 8984 §4.3.3: the start is an occurrence even where the rule does not match it, and it
+    is counted. dateutil counts only the dates the rule matches, so one more would come out.
+    ``count`` is the rule's COUNT. Returns the rule itself, one with a count less, or an empty
+    tuple when the start is all there is. (libical, in Cyrus 3.10, counts as dateutil does and
+    leaves the start out.)
+    """
+    if count is None:
+        return rule
+    first = next(iter(rule), None)
+    if first == dtstart:
+        return rule
+    if first is None or count <= 1:
+        return ()
+    return rule.replace(count=count - 1)

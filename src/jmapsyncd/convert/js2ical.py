@@ -13,13 +13,14 @@ directly, without building an icalendar object model: this is the sync hot path.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import timedelta, tzinfo
 from typing import Any
 
 from jmapsyncd.convert import _tables as T
 from jmapsyncd.convert._patch import apply
-from jmapsyncd.convert._rrule import format_rrule
+from jmapsyncd.convert._rrule import counted_from_start, format_rrule
 from jmapsyncd.convert._time import (
     custom_tzinfo,
     iana_zone,
@@ -908,6 +909,7 @@ def _geo(coords: str) -> str:
 
 
 _FAST_FREQS = ("FREQ=HOURLY", "FREQ=MINUTELY", "FREQ=SECONDLY")
+_COUNT = re.compile(r"(?:^|;)COUNT=(\d+)")
 
 
 class _Occurs:
@@ -951,7 +953,11 @@ class _Occurs:
                     parsed = rrulestr(local_rule, dtstart=dtstart, ignoretz=True)
                     if isinstance(parsed, rruleset):
                         raise TypeError("a set where one rule was expected")
-                    rs.rrule(parsed)
+                    count = _COUNT.search(local_rule)
+                    # the start counts towards COUNT even where the rule does not match it
+                    parsed = counted_from_start(parsed, int(count[1]) if count else None, dtstart)
+                    if parsed != ():
+                        rs.rrule(parsed)
                 except (ValueError, TypeError):
                     # dateutil lacks RSCALE and a few other parts: then we cannot tell, and
                     # writing no RDATE is the choice that never adds an occurrence

@@ -29,6 +29,7 @@ from typing import Any
 
 from jmapsyncd.convert._alt import html_description_as_link, html_description_from_link
 from jmapsyncd.convert._reencode import (
+    RANGE_KEY,
     expand_future_ranges,
     fold_recurrence_rules,
     replace_custom_zones,
@@ -191,15 +192,27 @@ def event_to_wire(
 
     What the dialect cannot hold is re-encoded with the same occurrences where that is exact
     (``jmapsyncd.convert._reencode``): several rules and excluded rules on a singular-rule
-    server, THISANDFUTURE overrides of a bounded series. The JSON pointers (into ``event``) of
-    what is left out all the same are appended to ``lost``; nothing is left out unreported.
+    server, THISANDFUTURE overrides of a bounded series, custom time zones on a server that
+    refuses them. The JSON pointers (into ``event``) of what the wire form leaves out all the
+    same are appended to ``lost``; nothing is left out unreported. (A custom zone that cannot
+    be replaced is not left out: it is sent, and the server's refusal of it stands.)
     """
-    missing: list[str] = [] if lost is None else lost
-    out, unexpanded = expand_future_ranges(event)
-    del unexpanded  # an endless series keeps the range key; a server that refuses it says so
+    left_out: list[str] = [] if lost is None else lost
+    out = event
+    if not dialect.recurrence_rules_list:
+        # A singular-rule server holds one rule and no excluded rules: fold the others into
+        # overrides where that gives the same occurrences. First, so that a bounded series
+        # with an excluded rule is one whose ranges can be expanded below.
+        out, folded_away = fold_recurrence_rules(out, patch=patch)
+        left_out.extend(folded_away)
+    out, unexpanded = expand_future_ranges(out, patch=patch)
+    if unexpanded:
+        # no JSCalendar reader applies the range key (Cyrus refuses it): it goes, reported
+        out = _without_range_keys(out)
+        left_out.extend(unexpanded)
     if not dialect.custom_time_zones and out.get("timeZones"):
         out, replaced = replace_custom_zones(out)
-        missing.extend(replaced)
+        left_out.extend(replaced)
     if not dialect.html_description:  # before vendor data goes: the plain text is kept there
         out = html_description_as_link(out, patch=patch)
     for key in SERVER_SET:
@@ -229,17 +242,13 @@ def event_to_wire(
             rule = out.pop("recurrenceRule")
             out["recurrenceRules"] = [rule] if rule else None
     else:
-        # A singular-rule server holds one rule and no excluded rules: fold the others into
-        # overrides where that gives the same occurrences, report the rest.
-        out, folded_away = fold_recurrence_rules(out)
-        missing.extend(folded_away)
         if "recurrenceRules" in out:
             rules = out.pop("recurrenceRules")
             out["recurrenceRule"] = rules[0] if isinstance(rules, list) and rules else None
-        if out.pop("excludedRecurrenceRules", None):  # fold leaves none; never silently
-            missing.append("excludedRecurrenceRules")
+        if out.pop("excludedRecurrenceRules", None):  # folding leaves none; never silently
+            left_out.append("excludedRecurrenceRules")
     if patch:
-        missing.extend(_adapt_pointers(out, dialect))
+        left_out.extend(_adapt_pointers(out, dialect))
     else:
         for key in (*_RULE_KEYS, "recurrenceOverrides", "timeZones", "locations"):
             if key in out and out[key] is None:
@@ -252,6 +261,17 @@ def event_to_wire(
 
 
 _RULE_KEYS = ("recurrenceRule", "recurrenceRules", "excludedRecurrenceRules")
+
+
+def _without_range_keys(event: dict[str, Any]) -> dict[str, Any]:
+    out = dict(event)
+    overrides = out.get("recurrenceOverrides")
+    if isinstance(overrides, dict):
+        out["recurrenceOverrides"] = {
+            k: {pk: pv for pk, pv in p.items() if pk != RANGE_KEY} if isinstance(p, dict) else p
+            for k, p in overrides.items()
+        }
+    return out
 
 
 def _adapt_pointers(patch: dict[str, Any], dialect: Dialect) -> list[str]:

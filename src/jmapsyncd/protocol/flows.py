@@ -15,6 +15,7 @@ Calendar, CalendarEvent (JMAP Calendars draft), TaskList and Task (JMAP Tasks dr
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -601,9 +602,17 @@ def set_objects(
     # what the adapter left out of the last form sent of each object
     adapted: dict[tuple[str, str], list[str]] = {}
 
+    # each object's adapted form for the dialect it was made for: a trim or a split chunk sends
+    # the same object again, and re-encoding it can take seconds (rules, time zones)
+    wire_forms: dict[tuple[str, str], tuple[Dialect | None, dict[str, Any], list[str]]] = {}
+
     def wire(op: str, key: str, obj: dict[str, Any], dialect: Dialect | None) -> dict[str, Any]:
-        out, lost = adapter(obj, dialect, op == "update")
-        adapted[(op, key)] = lost
+        made = wire_forms.get((op, key))
+        if made is None or made[0] != dialect:
+            made = (dialect, *adapter(obj, dialect, op == "update"))
+            wire_forms[(op, key)] = made
+        adapted[(op, key)] = made[2]
+        out = copy.deepcopy(made[1])
         drop_paths(out, trims.get((op, key), ()))
         return out
 
