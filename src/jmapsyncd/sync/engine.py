@@ -342,7 +342,9 @@ class SyncEngine:
         self.exclude = tuple(exclude)
         self.progress = progress
         self._own_lock = threading.Lock()
-        self._own_writes: dict[Path, str | None] = {}
+        # keyed by the path as a string (a pathlib join per downloaded item costs as much as a
+        # syscall); the watcher's paths are absolute and normalised, so the strings match
+        self._own_writes: dict[str, str | None] = {}
         self._account: str | None = None
         self._kinds: list[_Kind] | None = None
         #: set from another thread to end a pass between two items
@@ -373,10 +375,11 @@ class SyncEngine:
 
     def is_own_write(self, path: Path) -> bool:
         """True if ``path`` is exactly as the engine last left it (so a file event is ours)."""
+        key = str(path)
         with self._own_lock:
-            if path not in self._own_writes:
+            if key not in self._own_writes:
                 return False
-            expected = self._own_writes[path]
+            expected = self._own_writes[key]
         try:
             current: str | None = etag_of(path.stat())
         except FileNotFoundError:
@@ -387,7 +390,7 @@ class SyncEngine:
 
     def _remember(self, collection: VdirCollection, href: str, etag: str | None) -> None:
         with self._own_lock:
-            self._own_writes[collection.path / href] = etag
+            self._own_writes[f"{collection.path}/{href}"] = etag
 
     # -- setup -----------------------------------------------------------------------------------
 

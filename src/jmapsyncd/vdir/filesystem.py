@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import itertools
 import logging
 import os
 import secrets
@@ -145,7 +146,11 @@ class VdirCollection(_Confined):
             raise StoreError(f"not a valid collection name: {name!r}")
         self._name = name
         self.path = root / name
-        self._unflushed: list[Path] = []  # written with durable=False, not flushed yet
+        # Plain strings on the write path: pathlib joins cost as much as a syscall per item.
+        self._dir = str(self.path)
+        self._tmp_prefix = f"{self._dir}/.jmapsyncd-{secrets.token_hex(6)}-"
+        self._tmp_seq = itertools.count()
+        self._unflushed: list[str | Path] = []  # written with durable=False, not flushed yet
 
     def __repr__(self) -> str:
         return f"VdirCollection({str(self.path)!r})"
@@ -199,7 +204,7 @@ class VdirCollection(_Confined):
 
     def _write(
         self,
-        target: Path,
+        target: str | Path,
         data: bytes,
         *,
         replace: bool,
@@ -212,38 +217,42 @@ class VdirCollection(_Confined):
         the stat of the file being replaced: the new mtime is made later than its mtime.
         ``durable=False`` leaves the flushes to :meth:`flush`.
         """
-        tmp = self.path / f".jmapsyncd-{secrets.token_hex(8)}.tmp"
+        # Unique per process and collection; O_EXCL settles any clash with a stale file.
+        tmp = f"{self._tmp_prefix}{next(self._tmp_seq)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             fd = os.open(tmp, flags, FILE_MODE)
         except OSError as exc:
             raise StoreError(f"cannot create a temp file in {self.path}: {exc}") from exc
+        tmp_left = True
         try:
             try:
                 view = memoryview(data)
                 while view:
                     written = os.write(fd, view)
                     view = view[written:]
+                # Taken from our own descriptor: rename and link keep mtime and inode.
                 st = os.fstat(fd)
                 if previous is not None and st.st_mtime_ns <= previous.st_mtime_ns:
                     # Coarse clocks give two quick writes the same mtime, and the inode of the
                     # replaced file is free for reuse: without this an old etag could match.
                     os.utime(fd, ns=(st.st_atime_ns, previous.st_mtime_ns + 1))
+                    st = os.fstat(fd)
                 if durable:
                     os.fsync(fd)
-                # Taken from our own descriptor: rename and link keep mtime and inode.
-                st = os.fstat(fd)
             finally:
                 os.close(fd)
             if replace:
                 os.replace(tmp, target)
+                tmp_left = False
             else:
                 self._link_no_clobber(tmp, target)
         except OSError as exc:
             raise StoreError(f"cannot write {target}: {exc}") from exc
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            if tmp_left:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         if durable:
             _fsync_dir(self.path)
         else:
@@ -274,17 +283,19 @@ class VdirCollection(_Confined):
         self._unflushed.clear()
 
     @staticmethod
-    def _link_no_clobber(tmp: Path, target: Path) -> None:
+    def _link_no_clobber(tmp: str, target: str | Path) -> None:
         try:
             os.link(tmp, target, follow_symlinks=False)
         except FileExistsError:
-            raise PreconditionFailed(f"item already exists: {target.name}") from None
+            name = os.path.basename(target)
+            raise PreconditionFailed(f"item already exists: {name}") from None
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                 raise
             # Filesystems without hard links: check, then rename (a small race we accept).
             if os.path.lexists(target):
-                raise PreconditionFailed(f"item already exists: {target.name}") from None
+                name = os.path.basename(target)
+                raise PreconditionFailed(f"item already exists: {name}") from None
             os.rename(tmp, target)
 
     def _current_stat(self, path: Path, href: str) -> os.stat_result:
@@ -344,8 +355,11 @@ class VdirCollection(_Confined):
             if item.uid is None:
                 raise StoreError("cannot name an item without a UID")
             href = href_for_uid(item.uid)
-        path = self._item_path(href, new=True)
-        st = self._write(path, _encode(item), replace=False, durable=durable)
+        if not is_item_href(href):
+            raise StoreError(f"not an acceptable item name: {href!r}")
+        self._check_folder_link()
+        # A create never follows a link (hard link, no clobber): the name needs no resolving.
+        st = self._write(f"{self._dir}/{href}", _encode(item), replace=False, durable=durable)
         return href, etag_of(st)
 
     def update(self, href: str, item: Item, etag: str, *, durable: bool = True) -> str:
