@@ -23,8 +23,8 @@ def main() -> None:
     ns = [r["n"] for r in results]
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=120)
     for key, label, style, dy in (
-        ("vdirsyncer", "vdirsyncer (CalDAV)", "s-", -12),
-        ("jmapsyncd", "jmapsyncd sync", "o-", 4),
+        ("vdirsyncer", "vdirsyncer (CalDAV)", "s-", 4),
+        ("jmapsyncd", "jmapsyncd sync", "o-", -14),
         ("jmapsyncd_nofsync", "jmapsyncd sync, fsync off (eatmydata; diagnosis)", "o:", 4),
         ("floor", "floor (bare JMAP requests)", "^--", 4),
     ):
