@@ -19,7 +19,7 @@ import pytest
 import recurring_ical_events  # type: ignore[import-untyped]
 
 from jmapsyncd.convert import jscal_to_ical
-from jmapsyncd.jmap import JMAPClient
+from jmapsyncd.jmap import JMAPClient, SetResult
 from tests.conftest import ServerAccount
 from tests.fakeserver import FakeJMAPServer
 
@@ -63,6 +63,15 @@ def _excluded_by_exrule(cal: icalendar.Calendar) -> dict[str, Any]:
             rules.rrule(parsed)
         out[str(comp["UID"])] = rules
     return out
+
+
+def _store(account: ServerAccount, event: dict[str, Any]) -> tuple[SetResult, list[dict[str, Any]]]:
+    """Create ``event`` in the account's first calendar; the result and the event as stored."""
+    with JMAPClient(account.url, username=account.username, password=account.password) as client:
+        calendar = client.get_calendars()[0]
+        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
+        result.raise_first_error()
+        return result, client.get_events([result.created["e"]["id"]])
 
 
 def _occurrences(cal: icalendar.Calendar) -> list[tuple[datetime | date, str]]:
@@ -148,13 +157,7 @@ def test_refused_participant_parts_are_left_out_and_reported(cyrus_account: Serv
     from jmapsyncd.convert import ical_to_jscal
 
     [event] = ical_to_jscal((FIXTURES / "participants.ics").read_text())
-    with JMAPClient(
-        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
-    ) as client:
-        calendar = client.get_calendars()[0]
-        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
-        result.raise_first_error()
-        stored = client.get_events([result.created["e"]["id"]])[0]
+    result, [stored] = _store(cyrus_account, event)
     dave = next(k for k, p in event["participants"].items() if p.get("name") == "Dave")
     assert set(result.dropped["e"]) == {
         f"participants/{dave}/participationStatus",
@@ -180,13 +183,7 @@ def test_a_bounded_thisandfuture_range_is_stored_as_one_override_per_occurrence(
     text = text.replace("RRULE:FREQ=WEEKLY;BYDAY=TU", "RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=8")
     sent = icalendar.Calendar.from_ical(text)
     [event] = ical_to_jscal(text)
-    with JMAPClient(
-        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
-    ) as client:
-        calendar = client.get_calendars()[0]
-        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
-        result.raise_first_error()
-        stored = client.get_events([result.created["e"]["id"]])
+    result, stored = _store(cyrus_account, event)
     assert result.dropped == {}
     back = icalendar.Calendar.from_ical(jscal_to_ical(stored))
     later = [o for o in _occurrences(sent) if str(o[0]) >= "2024-01-30"]
@@ -199,13 +196,7 @@ def test_a_custom_time_zone_is_stored_as_iana_and_reported(cyrus_account: Server
     from jmapsyncd.convert import ical_to_jscal
 
     [event] = ical_to_jscal((FIXTURES / "time_custom_vtimezone.ics").read_text())
-    with JMAPClient(
-        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
-    ) as client:
-        calendar = client.get_calendars()[0]
-        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
-        result.raise_first_error()
-        stored = client.get_events([result.created["e"]["id"]])[0]
+    result, [stored] = _store(cyrus_account, event)
     assert result.dropped == {"e": ("timeZones/~1Mars Base Time",)}
     assert (stored["start"], stored["timeZone"]) == ("2024-04-02T10:00:00", "Asia/Tehran")
 
@@ -295,13 +286,7 @@ def test_a_bounded_range_beside_an_excluded_rule_is_stored_as_one_override_per_o
     assert "EXRULE" in text
     sent = icalendar.Calendar.from_ical(text)
     [event] = ical_to_jscal(text)
-    with JMAPClient(
-        cyrus_account.url, username=cyrus_account.username, password=cyrus_account.password
-    ) as client:
-        calendar = client.get_calendars()[0]
-        result = client.set_events(create={"e": {**event, "calendarIds": {calendar.id: True}}})
-        result.raise_first_error()
-        stored = client.get_events([result.created["e"]["id"]])
+    result, stored = _store(cyrus_account, event)
     assert result.dropped == {}
     back = icalendar.Calendar.from_ical(jscal_to_ical(stored))
     later = [o for o in _occurrences(sent) if str(o[0]) >= "2024-01-30"]
