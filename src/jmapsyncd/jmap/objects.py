@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-import icalendar
-
 from jmapsyncd.errors import ConversionError, LocalProtocolError
 from jmapsyncd.jmap._ops import then
 
 if TYPE_CHECKING:
+    import icalendar  # at run time only where used: the sync engine never needs it
+
     from jmapsyncd.jmap.async_client import AsyncJMAPClient
     from jmapsyncd.jmap.client import JMAPClient
 
@@ -49,6 +49,8 @@ class JMAPCalendarObject(Generic[ClientT]):
     def get_icalendar_instance(self) -> icalendar.Calendar:
         """The event as an :class:`icalendar.Calendar` (cached; edit it via the context manager)."""
         if self._ical is None:
+            import icalendar
+
             from jmapsyncd.convert import jscal_to_ical
 
             self._ical = icalendar.Calendar.from_ical(jscal_to_ical(self.data))
