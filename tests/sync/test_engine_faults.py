@@ -476,6 +476,8 @@ _DB_WRITES = (
     "record_conflict",
     "set_token",
     "upsert_collection",
+    "begin_adoption",
+    "end_adoption",
 )
 
 
@@ -561,6 +563,54 @@ def test_a_crash_at_any_step_ends_with_exactly_one_copy_on_both_sides(
                     break
             assert report.changed == 0, where
             _check_after_crash(w, cal, where)
+
+
+def _new_local_calendar(w: World) -> Path:
+    folder = w.root / "holidays"
+    folder.mkdir()
+    (folder / "displayname").write_text("Holidays\n")
+    (folder / "trip.ics").write_text(ics_event("trip", "Trip"))
+    (folder / "fair.ics").write_text(ics_event("fair", "Fair"))
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["before", "after"])
+def test_a_crash_while_a_new_folder_becomes_a_calendar_makes_one_calendar(
+    tmp_path: Path, mode: str
+) -> None:
+    # Creating the calendar and recording it were two steps: a crash between them made a
+    # second "Holidays" on the next run (and mirrored the first, empty, as another folder).
+    with fake_world(tmp_path / "probe") as (srv, w):
+        w.sync_clean()
+        _new_local_calendar(w)
+        w.restart()
+        probe = Crasher(w, None, mode)
+        w.sync_clean()
+        total = len(probe.steps)
+    assert "create_calendar" in probe.steps
+
+    for at in range(total):
+        with fake_world(tmp_path / f"{mode}{at}") as (srv, w):
+            w.sync_clean()
+            folder = _new_local_calendar(w)
+            w.restart()
+            crasher = Crasher(w, at, mode)
+            with pytest.raises(Crash):
+                w.sync()
+            where = f"crash {mode} step {at} ({crasher.steps[at]})"
+            w.restart()
+            for _ in range(3):
+                report = w.sync()
+                assert report.errors == [], (where, report.errors)
+                if report.changed == 0 and report.collections_created == 0:
+                    break
+            holidays = [k for k, c in srv.store.calendars.items() if c["name"] == "Holidays"]
+            assert len(holidays) == 1, where
+            assert w.server_titles(holidays[0]) == {"trip": "Trip", "fair": "Fair"}, where
+            assert w.folder(holidays[0]) == folder, where
+            folders = sorted(p.name for p in w.root.iterdir() if p.is_dir())
+            assert len(folders) == 2, (where, folders)  # the default calendar and this one
 
 
 @pytest.mark.parametrize("policy", list(ConflictPolicy))

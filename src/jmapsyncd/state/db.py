@@ -488,6 +488,30 @@ class StateDB:
             raise StoreError(f"no item row {item_id}")
         return _item(rows[0])
 
+    # -- collections being created for new local folders ----------------------------------------
+
+    def begin_adoption(self, folder: str, name: str) -> None:
+        """Journal that a collection named ``name`` is about to be created for ``folder``."""
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"adopting:{folder}", json.dumps({"name": name})),
+        )
+
+    def adoption(self, folder: str) -> str | None:
+        """The name journaled by :meth:`begin_adoption` for ``folder`` and not ended, or None."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"adopting:{folder}",))
+        if not rows:
+            return None
+        try:
+            name = json.loads(rows[0]["value"]).get("name")
+        except (ValueError, AttributeError):
+            return None
+        return name if isinstance(name, str) else None
+
+    def end_adoption(self, folder: str) -> None:
+        self._execute("DELETE FROM meta WHERE key = ?", (f"adopting:{folder}",))
+
     # -- session resource ------------------------------------------------------------------------
 
     def get_session(self) -> dict[str, Any] | None:

@@ -48,6 +48,7 @@ from jmapsyncd.errors import (
     StoreError,
     SyncInterrupted,
 )
+from jmapsyncd.protocol.flows import OnPage
 from jmapsyncd.protocol.values import ChangeSet, KindPull, Pull, SetResult
 from jmapsyncd.state import StateDB
 from jmapsyncd.state.rows import (
@@ -126,8 +127,9 @@ class SyncClient(Protocol):
     def update_calendar(self, calendar_id: str, patch: dict[str, Any]) -> None: ...
     def get_events(self, ids: Iterable[str]) -> list[dict[str, Any]]: ...
     def get_all_events(
-        self, calendar_id: str | None = None
+        self, calendar_id: str | None = None, *, on_page: OnPage | None = None
     ) -> tuple[list[dict[str, Any]], str]: ...
+    def fetch_calendars(self) -> tuple[list[dict[str, Any]], str]: ...
     def set_events(
         self,
         create: Mapping[str, dict[str, Any]] | None = None,
@@ -136,7 +138,10 @@ class SyncClient(Protocol):
     ) -> SetResult: ...
     def create_task_list(self, name: str) -> str: ...
     def get_tasks(self, ids: Iterable[str]) -> list[dict[str, Any]]: ...
-    def get_all_tasks(self) -> tuple[list[dict[str, Any]], str]: ...
+    def get_all_tasks(
+        self, task_list_id: str | None = None, *, on_page: OnPage | None = None
+    ) -> tuple[list[dict[str, Any]], str]: ...
+    def get_task_lists(self) -> list[dict[str, Any]]: ...
     def set_tasks(
         self,
         create: Mapping[str, dict[str, Any]] | None = None,
@@ -181,6 +186,7 @@ class _Kind:
     #: ``get_all(on_page=callback)``: every object and the state read before listing
     get_all: Callable[..., tuple[list[dict[str, Any]], str]]
     set: Callable[..., SetResult]
+    list_collections: Callable[[], list[dict[str, Any]]]
 
     def collection_of(self, obj: Mapping[str, Any]) -> str | None:
         if self.collection_kind == "tasklist":
@@ -411,6 +417,7 @@ class SyncEngine:
                     c.get_events,
                     c.get_all_events,
                     c.set_events,
+                    lambda: c.fetch_calendars()[0],
                 )
             ]
             if self.client.get_session().has(TASKS_CAPABILITY):
@@ -423,6 +430,7 @@ class SyncEngine:
                         c.get_tasks,
                         c.get_all_tasks,
                         c.set_tasks,
+                        c.get_task_lists,
                     )
                 )
             self._kinds = kinds
@@ -894,7 +902,8 @@ class SyncEngine:
     def _adopt_new_folders(self, report: SyncReport) -> None:
         """A new folder with a ``displayname`` becomes a new collection on the server."""
         account = self.account_id()
-        known = {r.folder for r in self.db.collections(account)}
+        rows = self.db.collections(account)
+        known = {r.folder for r in rows}
         for folder in list(self.vdir.list_collections()):
             if folder in known:
                 continue
@@ -917,12 +926,39 @@ class SyncEngine:
                 color = coll.get_color()
             except StoreError:
                 color = None
-            jmap_id = kind.create_collection(name, color)
-            log.info(
-                "created %s %r on the server for folder %s", kind.collection_kind, name, folder
-            )
-            self.db.upsert_collection(account, jmap_id, kind.collection_kind, folder, name, color)
-            report.collections_created += 1
+            jmap_id = self._created_before(kind, folder, known_ids={r.jmap_id for r in rows})
+            if jmap_id is None:
+                # Journaled first: a crash after the create must not make a second one.
+                self.db.begin_adoption(folder, name)
+                jmap_id = kind.create_collection(name, color)
+                log.info(
+                    "created %s %r on the server for folder %s", kind.collection_kind, name, folder
+                )
+                report.collections_created += 1
+            with self.db.transaction():
+                self.db.upsert_collection(
+                    account, jmap_id, kind.collection_kind, folder, name, color
+                )
+                self.db.end_adoption(folder)
+
+    def _created_before(self, kind: _Kind, folder: str, known_ids: set[str]) -> str | None:
+        """The collection an earlier process created for ``folder`` and died before recording.
+
+        Only looked for when the journal says a create was under way: the server collection of
+        that name that no row holds (the newest, if a crash repeated).
+        """
+        name = self.db.adoption(folder)
+        if name is None:
+            return None
+        found = [
+            str(c["id"])
+            for c in kind.list_collections()
+            if c.get("name") == name and isinstance(c.get("id"), str) and c["id"] not in known_ids
+        ]
+        if not found:
+            return None
+        log.info("folder %s: %r was created by an earlier run; using it", folder, name)
+        return found[-1]
 
     def _kind_for_folder(self, coll: VdirCollection) -> _Kind | None:
         kinds = {k.collection_kind: k for k in self.kinds()}
