@@ -511,6 +511,22 @@ class Crasher:
         return call
 
 
+def _crash_and_settle(w: World, at: int, mode: str) -> str:
+    """Die at step ``at`` of a pass, restart, and sync until nothing changes; says where."""
+    crasher = Crasher(w, at, mode)
+    with pytest.raises(Crash):
+        w.sync()
+    where = f"crash {mode} step {at} ({crasher.steps[at]})"
+    w.restart()
+    for _ in range(3):
+        report = w.sync()
+        assert report.errors == [], (where, report.errors)
+        if report.changed == 0 and report.collections_created == 0:
+            break
+    assert report.changed == 0, where
+    return where
+
+
 def _crash_setup(srv: FakeJMAPServer, w: World) -> str:
     cal, _ = _busy_pass_setup(srv, w)
     # plus one conflict (keep-both): both sides edit "e"
@@ -551,17 +567,7 @@ def test_a_crash_at_any_step_ends_with_exactly_one_copy_on_both_sides(
     for at in range(total):
         with fake_world(tmp_path / f"{mode}{at}", "ietf") as (srv, w):
             cal = _crash_setup(srv, w)
-            crasher = Crasher(w, at, mode)
-            with pytest.raises(Crash):
-                w.sync()
-            where = f"crash {mode} step {at} ({crasher.steps[at]})"
-            w.restart()
-            for _ in range(3):
-                report = w.sync()
-                assert report.errors == [], (where, report.errors)
-                if report.changed == 0:
-                    break
-            assert report.changed == 0, where
+            where = _crash_and_settle(w, at, mode)
             _check_after_crash(w, cal, where)
 
 
@@ -595,16 +601,7 @@ def test_a_crash_while_a_new_folder_becomes_a_calendar_makes_one_calendar(
             w.sync_clean()
             folder = _new_local_calendar(w)
             w.restart()
-            crasher = Crasher(w, at, mode)
-            with pytest.raises(Crash):
-                w.sync()
-            where = f"crash {mode} step {at} ({crasher.steps[at]})"
-            w.restart()
-            for _ in range(3):
-                report = w.sync()
-                assert report.errors == [], (where, report.errors)
-                if report.changed == 0 and report.collections_created == 0:
-                    break
+            where = _crash_and_settle(w, at, mode)
             holidays = [k for k, c in srv.store.calendars.items() if c["name"] == "Holidays"]
             assert len(holidays) == 1, where
             assert w.server_titles(holidays[0]) == {"trip": "Trip", "fair": "Fair"}, where
