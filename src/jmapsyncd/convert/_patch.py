@@ -12,7 +12,8 @@ from typing import Any
 from jmapsyncd.errors import ConversionError
 
 
-def _esc(key: str) -> str:
+def escape_segment(key: str) -> str:
+    """A JSON pointer segment for ``key`` (RFC 6901)."""
     return key.replace("~", "~0").replace("/", "~1")
 
 
@@ -25,16 +26,16 @@ def diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, An
     out: dict[str, Any] = {}
     for k in a:
         if k not in b:
-            out[prefix + _esc(k)] = None
+            out[prefix + escape_segment(k)] = None
     for k, bv in b.items():
         if k in a:
             av = a[k]
             if av == bv:
                 continue
             if isinstance(av, dict) and isinstance(bv, dict) and av and bv:
-                out.update(diff(av, bv, prefix + _esc(k) + "/"))
+                out.update(diff(av, bv, prefix + escape_segment(k) + "/"))
                 continue
-        out[prefix + _esc(k)] = copy.deepcopy(bv)
+        out[prefix + escape_segment(k)] = copy.deepcopy(bv)
     return out
 
 

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from jmapsyncd.convert._patch import escape_segment
 from jmapsyncd.convert._rrule import counted_from_start, format_rrule
 from jmapsyncd.convert._time import (
     fmt_duration,
@@ -429,11 +430,6 @@ LAST_COMPARED_YEAR = 2037
 _UTC_NAME = "Etc/UTC"
 
 
-def _pointer(segment: str) -> str:
-    """A JSON pointer segment (RFC 6901)."""
-    return segment.replace("~", "~0").replace("/", "~1")
-
-
 def _offset(tz: tzinfo, when: datetime) -> timedelta | None:
     return when.astimezone(tz).utcoffset()
 
@@ -550,7 +546,7 @@ def _zone_uses(out: dict[str, Any], zid: str) -> list[_Use]:
     def locations(value: Any, base: str) -> None:
         for lid, loc in value.items() if isinstance(value, dict) else ():
             if isinstance(loc, dict) and loc.get("timeZone") == zid:
-                uses.append((loc, "timeZone", f"{base}/{_pointer(lid)}/timeZone", False))
+                uses.append((loc, "timeZone", f"{base}/{escape_segment(lid)}/timeZone", False))
 
     if out.get("timeZone") == zid:
         uses.append((out, "timeZone", "timeZone", True))
@@ -606,7 +602,7 @@ def replace_custom_zones(event: dict[str, Any]) -> tuple[dict[str, Any], list[st
     kept: dict[str, Any] = {}
     recurring = bool(out.get("recurrenceRules") or out.get("recurrenceOverrides"))
     for zid, zobj in zones.items():
-        pointer = "timeZones/" + _pointer(zid)
+        pointer = "timeZones/" + escape_segment(zid)
         if not isinstance(zobj, dict):
             left_out.append(pointer)  # not a definition: nothing a server could hold
             continue
@@ -679,8 +675,8 @@ def _without_zone(out: dict[str, Any], zid: str, tz: tzinfo, uses: list[_Use]) -
     if not isinstance(locations, dict):
         return gone
     for lid, loc in list(locations.items()):
-        where = f"locations/{_pointer(lid)}/timeZone"
+        where = f"locations/{escape_segment(lid)}/timeZone"
         if where in gone and isinstance(loc, dict) and set(loc) <= {"@type", "relativeTo"}:
             del locations[lid]
-            gone[gone.index(where)] = "locations/" + _pointer(lid)
+            gone[gone.index(where)] = "locations/" + escape_segment(lid)
     return gone
