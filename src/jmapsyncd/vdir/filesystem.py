@@ -146,7 +146,6 @@ class VdirCollection(_Confined):
             raise StoreError(f"not a valid collection name: {name!r}")
         self._name = name
         self.path = root / name
-        # Plain strings on the write path: pathlib joins cost as much as a syscall per item.
         self._dir = str(self.path)
         self._tmp_prefix = f"{self._dir}/.jmapsyncd-{secrets.token_hex(6)}-"
         self._tmp_seq = itertools.count()
@@ -161,17 +160,22 @@ class VdirCollection(_Confined):
 
     # -- paths ---------------------------------------------------------------------------------
 
-    def _item_path(self, href: str, *, new: bool = False) -> Path:
-        """The path of an item: one component in the (checked) folder; a link is resolved.
+    def _new_item_path(self, href: str) -> str:
+        """The path of an item to create: one component in the (checked) folder.
 
-        ``new``: the caller only ever creates it without following links (hard link, no
-        clobber), so whatever link may be there is never followed and needs no check.
+        A plain string (a pathlib join costs as much as a syscall per downloaded item). The
+        caller only ever creates it without following links (hard link, no clobber), so
+        whatever link may be there is never followed and needs no check.
         """
         if not is_item_href(href):
             raise StoreError(f"not an acceptable item name: {href!r}")
         self._check_folder_link()
-        path = self.path / href
-        if not new and os.path.islink(path):
+        return f"{self._dir}/{href}"
+
+    def _item_path(self, href: str) -> Path:
+        """The path of an item: one component in the (checked) folder; a link is resolved."""
+        path = Path(self._new_item_path(href))
+        if os.path.islink(path):
             self._inside(path)
         return path
 
@@ -355,11 +359,8 @@ class VdirCollection(_Confined):
             if item.uid is None:
                 raise StoreError("cannot name an item without a UID")
             href = href_for_uid(item.uid)
-        if not is_item_href(href):
-            raise StoreError(f"not an acceptable item name: {href!r}")
-        self._check_folder_link()
-        # A create never follows a link (hard link, no clobber): the name needs no resolving.
-        st = self._write(f"{self._dir}/{href}", _encode(item), replace=False, durable=durable)
+        path = self._new_item_path(href)
+        st = self._write(path, _encode(item), replace=False, durable=durable)
         return href, etag_of(st)
 
     def update(self, href: str, item: Item, etag: str, *, durable: bool = True) -> str:
