@@ -996,6 +996,21 @@ def _query_all_at_once(
     return objects, ids, qs if isinstance(qs, str) else None
 
 
+def _get_missing(
+    state: ClientState,
+    kind: Kind,
+    objects: list[dict[str, Any]],
+    ids: list[str],
+    on_page: OnPage | None,
+) -> Flow[None]:
+    """Add to ``objects`` those of ``ids`` a query's /get by reference did not return."""
+    if len(objects) < len(ids):
+        seen = {o["id"] for o in objects}
+        missing = [i for i in ids if i not in seen]
+        more = yield from get_objects(state, kind, missing, on_page=on_page)
+        objects.extend(more.objects)
+
+
 def fetch_all_events(
     state: ClientState, calendar_id: str | None = None, on_page: OnPage | None = None
 ) -> Flow[tuple[list[dict[str, Any]], str]]:
@@ -1008,11 +1023,7 @@ def fetch_all_events(
     objects, ids, _ = yield from query_events(
         state, calendar_id=calendar_id, fetch=True, on_page=on_page
     )
-    if len(objects) < len(ids):
-        seen = {o["id"] for o in objects}
-        missing = [i for i in ids if i not in seen]
-        more = yield from get_objects(state, EVENT, missing, on_page=on_page)
-        objects.extend(more.objects)
+    yield from _get_missing(state, EVENT, objects, ids, on_page)
     return objects, before
 
 
@@ -1034,11 +1045,7 @@ def fetch_all_tasks(
         return {"inTaskLists": [task_list_id]} if task_list_id else {}
 
     objects, ids, _ = yield from query(state, TASK, make_filter, fetch=True, on_page=on_page)
-    if len(objects) < len(ids):
-        seen = {o["id"] for o in objects}
-        missing = [i for i in ids if i not in seen]
-        more = yield from get_objects(state, TASK, missing, on_page=on_page)
-        objects.extend(more.objects)
+    yield from _get_missing(state, TASK, objects, ids, on_page)
     return objects, before
 
 

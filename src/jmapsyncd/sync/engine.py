@@ -904,6 +904,7 @@ class SyncEngine:
         account = self.account_id()
         rows = self.db.collections(account)
         known = {r.folder for r in rows}
+        taken = {r.jmap_id for r in rows}  # collections some folder already has
         for folder in list(self.vdir.list_collections()):
             if folder in known:
                 continue
@@ -926,7 +927,7 @@ class SyncEngine:
                 color = coll.get_color()
             except StoreError:
                 color = None
-            jmap_id = self._created_before(kind, folder, known_ids={r.jmap_id for r in rows})
+            jmap_id = self._created_before(kind, folder, taken)
             if jmap_id is None:
                 # Journaled first: a crash after the create must not make a second one.
                 self.db.begin_adoption(folder, name)
@@ -940,8 +941,9 @@ class SyncEngine:
                     account, jmap_id, kind.collection_kind, folder, name, color
                 )
                 self.db.end_adoption(folder)
+            taken.add(jmap_id)
 
-    def _created_before(self, kind: _Kind, folder: str, known_ids: set[str]) -> str | None:
+    def _created_before(self, kind: _Kind, folder: str, taken: set[str]) -> str | None:
         """The collection an earlier process created for ``folder`` and died before recording.
 
         Only looked for when the journal says a create was under way: the server collection of
@@ -953,7 +955,7 @@ class SyncEngine:
         found = [
             str(c["id"])
             for c in kind.list_collections()
-            if c.get("name") == name and isinstance(c.get("id"), str) and c["id"] not in known_ids
+            if c.get("name") == name and isinstance(c.get("id"), str) and c["id"] not in taken
         ]
         if not found:
             return None
